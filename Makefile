@@ -1,0 +1,28 @@
+# Two entry points (see README): `make pipeline` and `make test`. Both create .venv on first use.
+PY := .venv/bin/python
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: pipeline test lint setup compare
+
+.venv/.installed: requirements.txt
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+setup: .venv/.installed
+
+pipeline: setup
+	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc repro
+	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --drop 'metrics/(prepare|train|triplets|brand_candidates).json.*'
+
+test: setup
+	.venv/bin/ruff check .
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pytest -q --durations=10
+
+lint: setup
+	.venv/bin/ruff check .
+
+compare: setup
+	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --sort-by metrics/benchmarks.json:mean.finetuned --sort-order desc --keep 'mean|Experiment|lr|max_steps' --drop '.*'

@@ -1,0 +1,1 @@
+"""The 13 benchmarks: a declarative registry, their loaders, and the scorers."""

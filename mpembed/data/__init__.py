@@ -1,0 +1,1 @@
+"""Raw-data contract, sample generator and benchmark splits."""

@@ -1,0 +1,152 @@
+"""The `prepare` stage's logic: validate raw tables, split by group, build every benchmark, drop leaks."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from mpembed.benchmarks.data import BenchmarkData, ClassificationSplit, RetrievalSplit, save
+from mpembed.benchmarks.registry import BENCHMARKS
+from mpembed.data.schema import TABLES, check_refs, read_table
+from mpembed.data.splits import find_leaks, split_column
+from mpembed.errors import DataError
+from mpembed.io import atomic_dir, write_csv
+from mpembed.params import Params
+
+# Which column groups a table is split by; tables not listed inherit the split of their product.
+_SPLIT_KEYS = {
+    "products": "model_id",
+    "brands": "brand_id",
+    "support_facts": "fact_id",
+    "support_short": "item_id",
+    "users": "user_id",
+}
+
+
+def read_raw(raw_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Read and validate every table; return the tables and warnings (e.g. unknown extra columns)."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise DataError(raw_dir, "raw data folder not found (run the `sample` stage or `dvc pull`)")
+    tables, warnings = {}, []
+    for table in TABLES:
+        frame = read_table(raw_dir, table)
+        if frame is None:
+            continue
+        for col in frame.attrs.get("extra_columns", []):
+            warnings.append(f"{raw_dir / table.file}: unknown column '{col}' ignored")
+        tables[table.name] = frame
+    check_refs(tables)
+    if tables["products"].empty:
+        raise DataError(raw_dir / "products.csv", "no products (the dataset is empty)")
+    return tables, warnings
+
+
+def _fill_defaults(products: pd.DataFrame) -> pd.DataFrame:
+    """Optional product columns get neutral defaults so `data_sampled_30.csv`-style files work."""
+    p = products.copy()
+    if "model_id" not in p:
+        p["model_id"] = p["nm_id"]
+    if "isdeleted" not in p:
+        p["isdeleted"] = 0
+    return p
+
+
+def assign_splits(tables: dict[str, pd.DataFrame], params: Params) -> dict[str, pd.DataFrame]:
+    pp, seed = params.prepare, params.base.seed
+    out = dict(tables)
+    out["products"] = _fill_defaults(tables["products"])
+    for name, key in _SPLIT_KEYS.items():
+        if name in out:
+            out[name] = out[name].assign(split=split_column(out[name][key], seed, pp.dev_fraction, pp.test_fraction))
+    return out
+
+
+def _train_texts(data: dict[str, BenchmarkData], tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Every text a model may see in training, including what the mining stages draw from."""
+    texts: list[str] = []
+    for bench in data.values():
+        for row in bench.train:
+            texts.extend(str(v) for k, v in row.items() if k in ("anchor", "positive", "negative", "text"))
+    p = tables["products"]
+    tr = p[p["split"] == "train"]
+    texts += tr["title"].tolist() + tr["description"].tolist()
+    b = tables["brands"]
+    texts += b[b["split"] == "train"]["spelling"].tolist()
+    return texts
+
+
+def eval_texts(split: RetrievalSplit | ClassificationSplit) -> dict[str, str]:
+    """Texts of an evaluation split that must never be trained on: queries and their relevant docs."""
+    if isinstance(split, ClassificationSplit):
+        return {r["id"]: r["text"] for r in split.rows}
+    out = dict(split.queries)
+    for q, rel in split.relevant.items():
+        for d in rel:
+            out[f"{q}->{d}"] = split.corpus[d]
+    return out
+
+
+def drop_leaks(data: dict[str, BenchmarkData], train_texts: Iterable[str]) -> dict[str, int]:
+    """Remove dev/test items (or queries whose relevant docs) that occur in training text; count them."""
+    seen = list(train_texts)
+    counts = {}
+    for name, bench in data.items():
+        n = 0
+        for split_name in ("dev", "test"):
+            split = getattr(bench, split_name)
+            leaked = find_leaks(eval_texts(split), seen)
+            if isinstance(split, ClassificationSplit):
+                bad = set(leaked)
+                n += sum(r["id"] in bad for r in split.rows)
+                split.rows = [r for r in split.rows if r["id"] not in bad]
+            else:
+                bad = {k.split("->")[0] for k in leaked}
+                n += len(bad & set(split.queries))
+                split.drop_queries(bad)
+        counts[name] = n
+    return counts
+
+
+def build_all(tables: dict[str, pd.DataFrame], params: Params) -> tuple[dict[str, BenchmarkData], dict]:
+    pp, seed = params.prepare, params.base.seed
+    data = {b.name: b.loader(tables, pp.max_eval_queries, pp.max_eval_items, seed) for b in BENCHMARKS}
+    leaks = drop_leaks(data, _train_texts(data, tables))
+    metrics: dict = {}
+    for name, bench in data.items():
+        if len(bench.test) == 0:
+            raise DataError(pp.raw_dir, f"benchmark {name} has no test items after splitting and dedup "
+                            "(add data or raise prepare.test_fraction)")
+        metrics[name] = {"train": len(bench.train), "dev": len(bench.dev), "test": len(bench.test),
+                         "dropped_leak": leaks[name], **{f"dropped_{k}": v for k, v in bench.dropped.items()}}
+    return data, metrics
+
+
+def run_prepare(params: Params, out_dir: str | Path, metrics_path: str | Path) -> dict:
+    from mpembed.io import write_json
+
+    tables, warnings = read_raw(params.prepare.raw_dir)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    n_all = len(tables["products"])
+    tables["products"] = _fill_defaults(tables["products"])
+    deleted = int(tables["products"]["isdeleted"].sum())
+    tables["products"] = tables["products"][tables["products"]["isdeleted"] == 0].reset_index(drop=True)
+    tables = assign_splits(tables, params)
+    data, bench_metrics = build_all(tables, params)
+    with atomic_dir(out_dir) as tmp:
+        for name, bench in data.items():
+            save(bench, tmp / name)
+        write_csv(tmp / "products.csv", tables["products"])
+        write_csv(tmp / "brands.csv", tables["brands"])
+    splits = tables["products"]["split"].value_counts().to_dict()
+    metrics = {
+        "products": {"raw": n_all, "dropped_deleted": deleted, **{s: int(splits.get(s, 0)) for s in ("train", "dev", "test")}},
+        "dropped_leak_total": sum(m["dropped_leak"] for m in bench_metrics.values()),
+        "benchmarks": bench_metrics,
+    }
+    write_json(metrics_path, metrics)
+    return metrics

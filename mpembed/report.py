@@ -1,0 +1,74 @@
+"""Metrics JSON laid out for `dvc exp show`, the markdown benchmark report, and `dvc plots` data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mpembed.benchmarks.registry import Benchmark
+from mpembed.io import write_json, write_text
+
+
+def metrics_json(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...]) -> dict:
+    """`{"mean": {model: score}, model: {benchmark: {metric: value}}}`: one column per benchmark x metric."""
+    out: dict = {"mean": {}}
+    for model, results in models.items():
+        out["mean"][model] = round(sum(results[b.name]["metrics"][b.main_metric] for b in benchmarks)
+                                   / len(benchmarks), 4)
+        out[model] = {b.name: {m: round(results[b.name]["metrics"][m], 4) for m in b.metrics} for b in benchmarks}
+    if "finetuned" in models and "base" in models:
+        out["mean"]["delta"] = round(out["mean"]["finetuned"] - out["mean"]["base"], 4)
+        out["wins"] = sum(
+            models["finetuned"][b.name]["metrics"][b.main_metric] > models["base"][b.name]["metrics"][b.main_metric]
+            for b in benchmarks
+        )
+    return out
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def markdown_report(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...], notes: list[str]) -> str:
+    names = list(models)
+    lines = ["# Benchmarks", "", *notes, "",
+             "Main metric: NDCG@10 for retrieval, accuracy for classification (F1 is macro-averaged).", "",
+             "| benchmark | metric | " + " | ".join(names) + " | Δ fine-tuned − base | best |",
+             "|---|---|" + "---|" * len(names) + "---|---|"]
+    for b in benchmarks:
+        for m in b.metrics:
+            vals = {n: models[n][b.name]["metrics"][m] for n in names}
+            delta = vals.get("finetuned", 0.0) - vals.get("base", 0.0)
+            best = max(vals, key=lambda n: vals[n])
+            lines.append(f"| {b.name} | {m} | " + " | ".join(_fmt(vals[n]) for n in names)
+                         + f" | {delta:+.3f} | {best} |")
+    means = {n: sum(models[n][b.name]["metrics"][b.main_metric] for b in benchmarks) / len(benchmarks) for n in names}
+    lines.append("| **mean (main metric)** | | " + " | ".join(f"**{_fmt(means[n])}**" for n in names)
+                 + f" | {means.get('finetuned', 0) - means.get('base', 0):+.3f} | {max(means, key=lambda n: means[n])} |")
+    if "finetuned" in models:
+        lines += ["", "## Error analysis: worst misses of the fine-tuned model", ""]
+        for b in benchmarks:
+            misses = models["finetuned"][b.name].get("misses", [])
+            if not misses:
+                continue
+            lines += [f"### {b.name}", "", "| input | expected | got |", "|---|---|---|"]
+            for miss in misses:
+                cells = [str(miss[k]).replace("|", "/").replace("\n", " ")[:160] for k in ("input", "expected", "got")]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...], folder: Path) -> None:
+    """Rows for `dvc plots`: a per-benchmark bar chart and a confusion matrix per classification benchmark."""
+    rows = [{"benchmark": b.name, "model": n, "score": round(models[n][b.name]["metrics"][b.main_metric], 4)}
+            for b in benchmarks for n in models]
+    write_json(folder / "scores.json", rows)
+    if "finetuned" in models:
+        for b in benchmarks:
+            conf = models["finetuned"][b.name].get("confusion")
+            if conf:
+                write_json(folder / "confusion" / f"{b.name}.json", conf)
+
+
+def write_report(path: Path, text: str) -> None:
+    write_text(path, text)

@@ -1,0 +1,1 @@
+"""Multi-task fine-tuning: task datasets and losses, layer freezing, the trainer run."""

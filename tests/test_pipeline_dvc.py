@@ -1,0 +1,118 @@
+"""End to end through the real `dvc` CLI: repro, no-op repro, exp run -S, exp show --json.
+
+Runs in a temporary git repository holding this project's files, with a tiny sample, the packaged
+MiniLM as base model and a few training steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from mpembed.benchmarks.registry import BENCHMARKS
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "sample": {"n_products": 150},
+    "base_model": {"name": "all-minilm-l6-v2"},
+    "prepare": {"max_eval_queries": 30, "max_eval_items": 40},
+    "triplets": {"k": 5},
+    "train": {"max_steps": 4, "batch_size": 8, "eval_steps": 2, "max_seq_length": 32, "freeze_layers": 4},
+    "evaluate": {"classifier_runs": 2, "classifier_samples_per_label": 8, "classifier_max_train": 60,
+                 "max_seq_length": 64},
+}
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dst = tmp_path_factory.mktemp("e2e") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.startswith(("data/", "models/", "metrics/", "reports/")) or rel == "dvc.lock":
+            continue  # start from nothing generated
+        if (ROOT / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dst / rel)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    for group, values in TINY.items():
+        params[group].update(values)
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
+    _run(["git", "init", "-q", "-b", "main"], dst)
+    _run(["git", "add", "-A"], dst)
+    _run(["git", "commit", "-qm", "tiny pipeline"], dst)
+    _run(["dvc", "repro"], dst)
+    _run(["git", "add", "-A"], dst)
+    _run(["git", "commit", "-qm", "repro"], dst)
+    return dst
+
+
+def _metric_blocks(node: object) -> list[dict]:
+    """Every metrics/benchmarks.json payload found in `dvc exp show --json` output."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "metrics/benchmarks.json" and isinstance(value, dict) and "data" in value:
+                found.append(value["data"])
+            else:
+                found.extend(_metric_blocks(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_metric_blocks(item))
+    return found
+
+
+def test_repro_writes_every_benchmark(repo: Path):
+    metrics = json.loads((repo / "metrics/benchmarks.json").read_text())
+    for model in ("base", "finetuned"):
+        for bench in BENCHMARKS:
+            for m in bench.metrics:
+                assert 0.0 <= metrics[model][bench.name][m] <= 1.0
+    assert set(metrics["mean"]) == {"base", "finetuned", "delta"}
+    assert (repo / "reports/benchmarks.md").read_text().count("| WB") >= 26
+    assert (repo / "models/embedder/model.safetensors").exists()
+    assert (repo / "dvc.lock").exists()
+
+
+def test_second_repro_is_a_fast_noop(repo: Path):
+    start = time.monotonic()
+    out = _run(["dvc", "repro"], repo).stdout
+    assert "Running stage" not in out
+    assert time.monotonic() - start < 30
+
+
+def test_exp_run_with_set_param_shows_in_exp_show(repo: Path):
+    out = _run(["dvc", "exp", "run", "-n", "lr-up", "-S", "train.lr=1e-4"], repo).stdout
+    assert "Running stage 'train'" in out and "Running stage 'prepare'" not in out
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo).stdout)
+    blocks = _metric_blocks(shown)
+    assert len(blocks) >= 2  # workspace/HEAD and the experiment
+    for block in blocks:
+        assert {b.name for b in BENCHMARKS} <= set(block["finetuned"])
+    assert "lr-up" in json.dumps(shown)
+
+
+def test_evaluate_param_reruns_only_evaluate(repo: Path):
+    out = _run(["dvc", "exp", "run", "-S", "evaluate.worst_misses=1"], repo).stdout
+    assert "Running stage 'evaluate'" in out
+    for stage in ("sample", "base_model", "prepare", "brand_candidates", "triplets", "train"):
+        assert f"Running stage '{stage}'" not in out
