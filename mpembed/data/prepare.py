@@ -48,6 +48,10 @@ def read_raw(raw_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
 def _fill_defaults(products: pd.DataFrame) -> pd.DataFrame:
     """Optional product columns get neutral defaults so `data_sampled_30.csv`-style files work."""
     p = products.copy()
+    if "category" not in p:
+        p["category"] = p["parentname"]
+    if "brand" not in p:
+        p["brand"] = ""
     if "model_id" not in p:
         p["model_id"] = p["nm_id"]
     if "isdeleted" not in p:

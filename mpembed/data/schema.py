@@ -55,12 +55,12 @@ TABLES: tuple[Table, ...] = (
         "products",
         "One row per product card (nm). Products sharing a `model_id` are variants of one item.",
         (
-            Column("nm_id", "int", "product id, unique"),
+            Column("nm_id", "int", "product id, unique (default: row number)", required=False),
             Column("title", "text", "product title as shown on the card"),
             Column("description", "text", "seller's description"),
-            Column("brand", "str", "brand as spelled on the card (may be a variant spelling)"),
+            Column("brand", "str", "brand as spelled on the card (may be a variant spelling)", required=False),
             Column("brand_id", "int", "canonical brand group id (brands.csv)", required=False),
-            Column("category", "text", "leaf category"),
+            Column("category", "text", "leaf category (default: parentname)", required=False),
             Column("parentname", "text", "parent category"),
             Column("model_id", "int", "variant group: same item in another colour/size", required=False),
             Column("color", "str", "colour attribute", required=False),
@@ -193,7 +193,9 @@ def schema_markdown() -> str:
         for c in t.columns:
             kind = c.kind + (f" in {{{', '.join(c.choices)}}}" if c.choices else "")
             if c.min is not None or c.max is not None:
-                kind += f" [{'' if c.min is None else c.min:g}..{'' if c.max is None else c.max:g}]"
+                lo = "" if c.min is None else f"{c.min:g}"
+                hi = "" if c.max is None else f"{c.max:g}"
+                kind += f" [{lo}..{hi}]"
             out.append(f"| `{c.name}` | {kind} | {'yes' if c.required else 'no'} | {c.doc} |")
         out.append("")
     return "\n".join(out)
@@ -276,6 +278,8 @@ def read_table(raw_dir: str | Path, table: Table | str, allowed_extra: Sequence[
             return None
         raise DataError(path, "file not found")
     frame = _read_raw_csv(path)
+    if table.name == "products" and "nm_id" not in frame.columns:
+        frame.insert(0, "nm_id", [str(i) for i in range(1, len(frame) + 1)])
     for col in table.columns:
         if col.required and col.name not in frame.columns:
             raise DataError(path, f"missing required column (has: {', '.join(frame.columns)})", column=col.name)
