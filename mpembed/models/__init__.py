@@ -1,0 +1,1 @@
+"""Base models: resolving `base_model.name` to a local sentence-transformers folder, offline by default."""
