@@ -28,26 +28,33 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
-def markdown_report(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...], notes: list[str]) -> str:
+def markdown_report(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...], notes: list[str],
+                    compare: tuple[str, str] = ("finetuned", "base")) -> str:
+    """The table a reviewer reads: one row per benchmark x metric, a column per model, the delta
+    `compare[0] - compare[1]` when both are present, and the best model per row."""
     names = list(models)
+    new, old = compare
+    has_delta = new in models and old in models
+    delta_head = f" Δ {new} − {old} |" if has_delta else ""
     lines = ["# Benchmarks", "", *notes, "",
              "Main metric: NDCG@10 for retrieval, accuracy for classification (F1 is macro-averaged).", "",
-             "| benchmark | metric | " + " | ".join(names) + " | Δ fine-tuned − base | best |",
-             "|---|---|" + "---|" * len(names) + "---|---|"]
+             "| benchmark | metric | " + " | ".join(names) + f" |{delta_head} best |",
+             "|---|---|" + "---|" * len(names) + ("---|" if has_delta else "") + "---|"]
+
+    def row(label: str, metric: str, vals: dict[str, float], bold: bool = False) -> str:
+        cells = [f"**{_fmt(vals[n])}**" if bold else _fmt(vals[n]) for n in names]
+        delta = f" {vals[new] - vals[old]:+.3f} |" if has_delta else ""
+        return f"| {label} | {metric} | " + " | ".join(cells) + f" |{delta} {max(vals, key=lambda n: vals[n])} |"
+
     for b in benchmarks:
         for m in b.metrics:
-            vals = {n: models[n][b.name]["metrics"][m] for n in names}
-            delta = vals.get("finetuned", 0.0) - vals.get("base", 0.0)
-            best = max(vals, key=lambda n: vals[n])
-            lines.append(f"| {b.name} | {m} | " + " | ".join(_fmt(vals[n]) for n in names)
-                         + f" | {delta:+.3f} | {best} |")
+            lines.append(row(b.name, m, {n: models[n][b.name]["metrics"][m] for n in names}))
     means = {n: sum(models[n][b.name]["metrics"][b.main_metric] for b in benchmarks) / len(benchmarks) for n in names}
-    lines.append("| **mean (main metric)** | | " + " | ".join(f"**{_fmt(means[n])}**" for n in names)
-                 + f" | {means.get('finetuned', 0) - means.get('base', 0):+.3f} | {max(means, key=lambda n: means[n])} |")
-    if "finetuned" in models:
-        lines += ["", "## Error analysis: worst misses of the fine-tuned model", ""]
+    lines.append(row("**mean (main metric)**", "", means, bold=True))
+    if new in models:
+        lines += ["", f"## Error analysis: worst misses of `{new}`", ""]
         for b in benchmarks:
-            misses = models["finetuned"][b.name].get("misses", [])
+            misses = models[new][b.name].get("misses", [])
             if not misses:
                 continue
             lines += [f"### {b.name}", "", "| input | expected | got |", "|---|---|---|"]
