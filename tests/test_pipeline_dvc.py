@@ -116,3 +116,28 @@ def test_evaluate_param_reruns_only_evaluate(repo: Path):
     assert "Running stage 'evaluate'" in out
     for stage in ("sample", "base_model", "prepare", "brand_candidates", "triplets", "train"):
         assert f"Running stage '{stage}'" not in out
+
+
+def _experiments(shown: list) -> dict[str, dict]:
+    """name -> metrics/benchmarks.json payload of each experiment in `dvc exp show --json`."""
+    out = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data", {})
+                name = rev.get("name") or data.get("meta", {}).get("name") or rev.get("rev")
+                blocks = _metric_blocks(data)
+                if blocks:
+                    out[name] = blocks[0]
+    return out
+
+
+def test_queued_experiments_differ_on_every_benchmark(repo: Path):
+    _run(["dvc", "exp", "run", "--queue", "-n", "q-low", "-S", "train.lr=1e-6"], repo)
+    _run(["dvc", "exp", "run", "--queue", "-n", "q-high", "-S", "train.lr=3e-4"], repo)
+    _run(["dvc", "exp", "run", "--run-all", "-j", "1"], repo)
+    exps = _experiments(json.loads(_run(["dvc", "exp", "show", "--json"], repo).stdout))
+    assert {"q-low", "q-high"} <= set(exps), sorted(exps)
+    low, high = exps["q-low"]["finetuned"], exps["q-high"]["finetuned"]
+    for bench in BENCHMARKS:
+        assert low[bench.name] != high[bench.name], bench.name
