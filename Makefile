@@ -4,7 +4,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: pipeline test lint setup compare
+.PHONY: pipeline test lint setup compare remote-demo
 
 .venv/.installed: requirements.txt
 	python3 -m venv .venv
@@ -26,3 +26,6 @@ lint: setup
 
 compare: setup
 	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --sort-by metrics/benchmarks.json:mean.finetuned --sort-order desc --keep 'mean|Experiment|lr|max_steps' --drop '.*'
+
+remote-demo: setup
+	.venv/bin/python scripts/remote_demo.py
