@@ -64,6 +64,7 @@ TASKS = ("qa_goods", "support_facts", "search", "sim_goods", "brands", "classifi
 
 class TrainParams(_Group):
     lr: float = Field(2e-5, gt=0, lt=1)
+    head_lr: float = Field(1e-3, gt=0, lt=1)
     max_steps: int = Field(120, ge=1)
     batch_size: int = Field(32, ge=2)
     max_seq_length: int = Field(64, ge=8, le=512)

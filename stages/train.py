@@ -9,6 +9,7 @@ from mpembed.cli import run_stage
 from mpembed.embeddings import load_model
 from mpembed.io import atomic_dir, write_json
 from mpembed.params import load_params
+from mpembed.training.heads import save_heads
 from mpembed.training.tasks import build_inputs, collect_tasks
 from mpembed.training.trainer import dev_evaluator, freeze, pick_device, run_key, train
 
@@ -31,8 +32,9 @@ def main() -> None:
     result = train(model, datasets, losses, prompts, evaluator, p, seed, checkpoints, Path("dvclive/train"))
     with atomic_dir("models/embedder") as tmp:
         model.save(str(tmp))
+        heads = save_heads(losses, tmp)
     shutil.rmtree(checkpoints, ignore_errors=True)
-    write_json("metrics/train.json", {**result, **sizes, "examples": counts})
+    write_json("metrics/train.json", {**result, **sizes, "examples": counts, "heads": heads})
     print(f"trained {result['steps']} steps, best dev score {result['best_dev_score']}")
 
 

@@ -87,7 +87,7 @@ def test_repro_writes_every_benchmark(repo: Path):
         for bench in BENCHMARKS:
             for m in bench.metrics:
                 assert 0.0 <= metrics[model][bench.name][m] <= 1.0
-    assert set(metrics["mean"]) == {"base", "finetuned", "delta"}
+    assert set(metrics["mean"]) == {"base", "finetuned", "baseline", "delta"}
     assert (repo / "reports/benchmarks.md").read_text().count("| WB") >= 26
     assert (repo / "models/embedder/model.safetensors").exists()
     assert (repo / "dvc.lock").exists()

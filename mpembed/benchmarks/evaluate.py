@@ -10,7 +10,12 @@ from tqdm.auto import tqdm
 from mpembed.benchmarks.data import ClassificationSplit, RetrievalSplit, load_split, load_train
 from mpembed.benchmarks.loaders import _cap
 from mpembed.benchmarks.registry import Benchmark
-from mpembed.benchmarks.scoring import score_classification, score_retrieval
+from mpembed.benchmarks.scoring import (
+    ClassificationResult,
+    RetrievalResult,
+    score_classification,
+    score_retrieval,
+)
 from mpembed.embeddings import Embedder
 from mpembed.params import EvaluateParams
 
@@ -21,10 +26,7 @@ def classification_train(folder: Path, limit: int, seed: int) -> ClassificationS
     return ClassificationSplit([r for r in rows if r["id"] in keep])
 
 
-def _retrieval(bench: Benchmark, split: RetrievalSplit, embed: Embedder, worst: int) -> dict:
-    q = embed.encode(list(split.queries.values()), bench.query_prompt)
-    d = embed.encode(list(split.corpus.values()), bench.doc_prompt)
-    res = score_retrieval(split, q @ d.T)
+def summarize_retrieval(split: RetrievalSplit, res: RetrievalResult, worst: int) -> dict:
     misses = sorted((p for p in res.per_query if p["got"] not in split.relevant[p["qid"]]),
                     key=lambda p: (p["ndcg@10"], p["qid"]))[:worst]
     return {
@@ -32,6 +34,23 @@ def _retrieval(bench: Benchmark, split: RetrievalSplit, embed: Embedder, worst: 
         "misses": [{"input": split.queries[m["qid"]], "expected": split.corpus[m["expected"]],
                     "got": split.corpus[m["got"]]} for m in misses],
     }
+
+
+def summarize_classification(test: ClassificationSplit, res: ClassificationResult, worst: int) -> dict:
+    pairs = list(zip(test.labels, res.predictions, strict=True))
+    wrong = [i for i, (y, p) in enumerate(pairs) if y != p]
+    return {
+        "metrics": res.metrics,
+        "confusion": [{"actual": y, "predicted": p} for y, p in pairs],
+        "misses": [{"input": test.texts[i], "expected": test.labels[i], "got": res.predictions[i]}
+                   for i in wrong[:worst]],
+    }
+
+
+def _retrieval(bench: Benchmark, split: RetrievalSplit, embed: Embedder, worst: int) -> dict:
+    q = embed.encode(list(split.queries.values()), bench.query_prompt)
+    d = embed.encode(list(split.corpus.values()), bench.doc_prompt)
+    return summarize_retrieval(split, score_retrieval(split, q @ d.T), worst)
 
 
 def _classification(bench: Benchmark, folder: Path, test: ClassificationSplit, embed: Embedder,
@@ -42,13 +61,7 @@ def _classification(bench: Benchmark, folder: Path, test: ClassificationSplit, e
     res = score_classification(xtr, train.labels, xte, test.labels, runs=params.classifier_runs,
                                samples_per_label=params.classifier_samples_per_label,
                                max_iter=params.classifier_max_iter, seed=seed)
-    wrong = [i for i, (y, p) in enumerate(zip(test.labels, res.predictions, strict=True)) if y != p]
-    return {
-        "metrics": res.metrics,
-        "confusion": [{"actual": y, "predicted": p} for y, p in zip(test.labels, res.predictions, strict=True)],
-        "misses": [{"input": test.texts[i], "expected": test.labels[i], "got": res.predictions[i]}
-                   for i in wrong[: params.worst_misses]],
-    }
+    return summarize_classification(test, res, params.worst_misses)
 
 
 def evaluate_model(embed: Embedder, benchmarks: tuple[Benchmark, ...], prepared: Path, params: EvaluateParams,

@@ -205,9 +205,12 @@ def load_brand_syns(t: Tables, lim_q: int, lim_items: int, seed: int) -> Benchma
     b["text"] = b["spelling"]
     dropped = {"no_relevant": 0}
 
+    # Every known spelling is a candidate answer, as in a real brand lookup; only spellings of
+    # the split's own brand groups are queries and relevant documents.
+    corpus = dict(zip(b["qid"], b["spelling"], strict=True))
+
     def build(split: str, limit: int) -> RetrievalSplit:
         bs = b[b["split"] == split]
-        corpus = dict(zip(bs["qid"], bs["spelling"], strict=True))
         groups = bs.groupby("brand_id")["qid"].apply(list).to_dict()
         rel = {q: {d: 1 for d in groups[g] if d != q} for q, g in zip(bs["qid"], bs["brand_id"], strict=True)}
         out, n = _retrieval(bs[["qid", "text"]], corpus, rel, limit, seed)

@@ -2,7 +2,7 @@
 
 One shared encoder, one loss per task family: in-batch-negatives ranking for question/query ->
 document pairs, a triplet loss for mined product triplets, ranking on brand synonym pairs, and a
-label-aware batch triplet loss for the classification benchmarks.
+cross-entropy classification head per classification benchmark.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sentence_transformers.sentence_transformer import losses
 from mpembed.benchmarks.data import load_train
 from mpembed.benchmarks.registry import BENCHMARKS
 from mpembed.params import TrainParams
+from mpembed.training.heads import ClassificationHeadLoss
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Task:
     rows: list[dict]
     loss: str  # "ranking" | "triplet" | "label"
     prompts: dict[str, str]  # column -> prompt name
+    labels: list[str] | None = None  # class names of a "label" task, index = label id
 
 
 def _prompts(columns: list[str], query_cols: set[str]) -> dict[str, str]:
@@ -42,9 +44,10 @@ def collect_tasks(prepared: Path, triplets_csv: Path, brand_pairs_csv: Path) -> 
             continue
         rows = load_train(prepared / bench.name)
         if bench.task == "classification":
-            labels = {lab: i for i, lab in enumerate(sorted({r["label"] for r in rows}))}
-            rows = [{"text": r["text"], "label": labels[r["label"]]} for r in rows]
-            tasks[bench.name] = Task(bench.name, "classification", rows, "label", {"text": "query"})
+            names = sorted({r["label"] for r in rows})
+            ids = {lab: i for i, lab in enumerate(names)}
+            rows = [{"text": r["text"], "label": ids[r["label"]]} for r in rows]
+            tasks[bench.name] = Task(bench.name, "classification", rows, "label", {"text": "query"}, names)
         else:
             t = tasks.setdefault(bench.task, Task(bench.task, bench.task, [], "ranking", {}))
             t.rows.extend(rows)
@@ -86,7 +89,8 @@ def resample(rows: list[dict], n: int, rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def make_loss(kind: str, model: SentenceTransformer):
+def make_loss(task: Task, model: SentenceTransformer):
+    kind = task.loss
     if kind == "ranking":
         return losses.MultipleNegativesRankingLoss(model)
     if kind == "triplet":
@@ -94,8 +98,7 @@ def make_loss(kind: str, model: SentenceTransformer):
         # margin of 5 (the library default) could never be met.
         return losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE, triplet_margin=0.2)
     if kind == "label":
-        return losses.BatchAllTripletLoss(model, distance_metric=losses.BatchHardTripletLossDistanceFunction.cosine_distance,
-                                          margin=0.2)
+        return ClassificationHeadLoss(model, task.labels or [])
     raise ValueError(kind)
 
 
@@ -110,7 +113,7 @@ def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainPar
             counts[t.name] = 0
             continue
         datasets[t.name] = Dataset.from_list(rows)
-        loss_fns[t.name] = make_loss(t.loss, model)
+        loss_fns[t.name] = make_loss(t, model)
         prompts[t.name] = {col: model.prompts.get(p, "") for col, p in t.prompts.items()}
         counts[t.name] = len(rows)
     return datasets, loss_fns, prompts, counts

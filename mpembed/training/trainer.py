@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dvclive import Live
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer.evaluation import (
     InformationRetrievalEvaluator,
@@ -23,9 +22,11 @@ from sentence_transformers.sentence_transformer.training_args import (
 )
 from transformers.integrations import DVCLiveCallback
 
+from dvclive import Live
 from mpembed.benchmarks.data import RetrievalSplit, load_split
 from mpembed.benchmarks.registry import BENCHMARKS
 from mpembed.params import TrainParams
+from mpembed.training.heads import ClassificationHeadLoss
 
 # Dev retrieval benchmarks that pick the best checkpoint; classification dev sets would need a
 # classifier fit per evaluation, too slow to run every `eval_steps` on a CPU.
@@ -81,6 +82,10 @@ def last_checkpoint(folder: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def _has_heads(loss_fns: dict) -> bool:
+    return any(isinstance(loss, ClassificationHeadLoss) for loss in loss_fns.values())
+
+
 def pick_device(params: TrainParams) -> str:
     if params.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -106,6 +111,7 @@ def train(
         per_device_train_batch_size=params.batch_size,
         per_device_eval_batch_size=params.batch_size,
         learning_rate=params.lr,
+        learning_rate_mapping={r"\.head\.": params.head_lr} if _has_heads(loss_fns) else {},
         warmup_steps=int(params.warmup_ratio * params.max_steps),
         weight_decay=params.weight_decay,
         seed=seed,

@@ -1,0 +1,82 @@
+"""Task-specific classification heads: a linear layer on the pooled embedding, trained jointly with
+the shared encoder by cross-entropy, saved next to the encoder and reloadable with one call.
+
+sentence-transformers' `SoftmaxLoss` classifies *pairs* (u, v, |u-v|); our classification tasks
+label single texts, hence this small loss module.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from sentence_transformers import SentenceTransformer
+from torch import nn
+
+HEADS_DIR = "heads"
+
+
+class ClassificationHeadLoss(nn.Module):
+    """Cross-entropy of a linear head on the sentence embedding.
+
+    The head starts at zero (uniform predictions, no gradient into the encoder at step 0) and gets
+    its own learning rate (`train.head_lr`), so it learns fast while the encoder moves slowly.
+    """
+
+    def __init__(self, model: SentenceTransformer, labels: list[str]):
+        super().__init__()
+        self.model = model
+        self.labels = list(labels)
+        self.head = nn.Linear(model.get_sentence_embedding_dimension(), len(labels))
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.cross_entropy = nn.CrossEntropyLoss()
+
+    def forward(self, sentence_features, labels: torch.Tensor) -> torch.Tensor:
+        embeddings = self.model(sentence_features[0])["sentence_embedding"]
+        return self.cross_entropy(self.head(embeddings), labels.long())
+
+
+def save_heads(losses: dict[str, nn.Module], folder: Path) -> list[str]:
+    """Write every trained head as `<folder>/heads/<task>.pt` plus an index with its labels."""
+    index = {}
+    out = folder / HEADS_DIR
+    for name, loss in losses.items():
+        if isinstance(loss, ClassificationHeadLoss):
+            out.mkdir(parents=True, exist_ok=True)
+            torch.save({k: v.detach().cpu() for k, v in loss.head.state_dict().items()}, out / f"{name}.pt")
+            index[name] = loss.labels
+    if index:
+        (out / "labels.json").write_text(json.dumps(index, ensure_ascii=False, indent=2), encoding="utf-8")
+    return sorted(index)
+
+
+class Heads:
+    """The heads of a saved embedder: `Heads.load("models/embedder").predict(model, task, texts)`."""
+
+    def __init__(self, heads: dict[str, tuple[list[str], nn.Linear]]):
+        self.heads = heads
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Heads:
+        folder = Path(folder) / HEADS_DIR
+        index = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        heads = {}
+        for name, labels in index.items():
+            state = torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True)
+            linear = nn.Linear(state["weight"].shape[1], len(labels))
+            linear.load_state_dict(state)
+            heads[name] = (labels, linear.eval())
+        return cls(heads)
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.heads)
+
+    @torch.no_grad()
+    def predict(self, model: SentenceTransformer, task: str, texts: list[str], prompt_name: str = "query") -> list[str]:
+        labels, linear = self.heads[task]
+        emb = model.encode(texts, prompt_name=prompt_name if prompt_name in model.prompts else None,
+                           convert_to_tensor=True, normalize_embeddings=True).cpu()
+        return [labels[i] for i in linear(emb).argmax(dim=1).tolist()]
