@@ -10,6 +10,7 @@ from mpembed.embeddings import load_model
 from mpembed.io import atomic_dir, write_json
 from mpembed.params import load_params
 from mpembed.training.heads import save_heads
+from mpembed.training.model_card import folder_fingerprint, prepend, project_section
 from mpembed.training.tasks import build_inputs, collect_tasks
 from mpembed.training.trainer import dev_evaluator, freeze, pick_device, run_key, train
 
@@ -33,6 +34,7 @@ def main() -> None:
     with atomic_dir("models/embedder") as tmp:
         model.save(str(tmp))
         heads = save_heads(losses, tmp)
+        prepend(tmp / "README.md", project_section(params, folder_fingerprint(PREPARED), heads, result))
     shutil.rmtree(checkpoints, ignore_errors=True)
     write_json("metrics/train.json", {**result, **sizes, "examples": counts, "heads": heads})
     print(f"trained {result['steps']} steps, best dev score {result['best_dev_score']}")

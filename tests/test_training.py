@@ -1,0 +1,72 @@
+"""Training pieces: task mixing by weight, resampling, freezing, classification heads round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mpembed.models.resolve import build_base_model
+from mpembed.training.heads import ClassificationHeadLoss, Heads, save_heads
+from mpembed.training.tasks import Task, resample, task_sizes
+from mpembed.training.trainer import freeze
+
+
+def _task(name: str, family: str, n: int = 10) -> Task:
+    return Task(name, family, [{"anchor": str(i), "positive": str(i)} for i in range(n)], "ranking", {})
+
+
+def test_task_sizes_follow_family_weights_and_split_inside_a_family():
+    tasks = [_task("qa", "qa_goods"), _task("c1", "classification"), _task("c2", "classification")]
+    sizes = task_sizes(tasks, {"qa_goods": 1.0, "classification": 3.0}, total=800)
+    assert sizes == {"qa": 200, "c1": 300, "c2": 300}
+    assert task_sizes(tasks, {"qa_goods": 0.0, "classification": 1.0}, total=800)["qa"] == 0
+
+
+def test_resample_makes_whole_passes_without_repeats_inside_a_pass():
+    rows = [{"i": i} for i in range(5)]
+    out = resample(rows, 12, np.random.default_rng(0))
+    assert len(out) == 12
+    assert sorted(r["i"] for r in out[:5]) == list(range(5))
+    assert sorted(r["i"] for r in out[5:10]) == list(range(5))
+    assert out == resample(rows, 12, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory: pytest.TempPathFactory):
+    from mpembed.embeddings import load_model
+
+    folder = tmp_path_factory.mktemp("m") / "minilm"
+    build_base_model("all-minilm-l6-v2", folder)
+    return load_model(str(folder), max_seq_length=32)
+
+
+def test_freeze_embeddings_and_lower_layers(minilm):
+    stats = freeze(minilm, freeze_embeddings=True, n_layers=4)
+    backbone = minilm[0].auto_model
+    assert not any(p.requires_grad for p in backbone.embeddings.parameters())
+    assert not any(p.requires_grad for layer in backbone.encoder.layer[:4] for p in layer.parameters())
+    assert all(p.requires_grad for p in backbone.encoder.layer[5].parameters())
+    assert 0 < stats["trainable_params"] < stats["total_params"]
+
+
+def test_classification_head_learns_and_reloads(minilm, tmp_path: Path):
+    loss = ClassificationHeadLoss(minilm, ["bad", "good"])
+    texts = ["terrible, broke in a day", "awful quality", "excellent, love it", "great value, perfect"]
+    labels = torch.tensor([0, 0, 1, 1])
+    opt = torch.optim.Adam(loss.head.parameters(), lr=0.5)
+    features = minilm.tokenize(texts)
+    first = None
+    for _ in range(30):
+        opt.zero_grad()
+        value = loss([features], labels)
+        first = first if first is not None else float(value)
+        value.backward()
+        opt.step()
+    assert float(value) < first
+    assert save_heads({"polarity": loss, "other": torch.nn.Identity()}, tmp_path) == ["polarity"]
+    heads = Heads.load(tmp_path)
+    assert heads.tasks == ["polarity"]
+    assert heads.predict(minilm, "polarity", texts) == ["bad", "bad", "good", "good"]
