@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from mpembed.candidates.brands import choose_threshold, find_brand_candidates, pair_metrics
+from mpembed.candidates.decisions import DEFAULT_PATHS, apply_brand_decisions, read_decisions
 from mpembed.cli import run_stage
 from mpembed.embeddings import Embedder, load_model
 from mpembed.io import write_csv, write_json
@@ -35,12 +36,14 @@ def main() -> None:
     threshold = choose_threshold(frames[1], gold["dev"], target_precision=p.target_precision)
     cands = pd.concat(frames, ignore_index=True)
     cands["accepted"] = (cands["score"] >= threshold).astype(int)
+    cands, counts = apply_brand_decisions(cands, read_decisions(DEFAULT_PATHS["brands"], "brands"), strict=False)
     write_csv(OUT / "brand_candidates.csv", cands)
     train = cands[(cands["split"] == "train") & (cands["accepted"] == 1)]
     write_csv(OUT / "brand_pairs.csv", train.rename(columns={"a": "anchor", "b": "positive"})[["anchor", "positive"]])
     metrics = {"threshold": round(float(threshold), 4),
                "train": pair_metrics(frames[0], gold["train"], threshold),
-               "dev": pair_metrics(frames[1], gold["dev"], threshold)}
+               "dev": pair_metrics(frames[1], gold["dev"], threshold),
+               "annotations": counts}
     write_json("metrics/brand_candidates.json", metrics)
     print(f"brand candidates: threshold {threshold:.3f}, train {metrics['train']}, dev {metrics['dev']}")
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mpembed.candidates.decisions import DEFAULT_PATHS, apply_triplet_decisions, read_decisions
 from mpembed.candidates.triplets import mine_triplets
 from mpembed.cli import run_stage
 from mpembed.embeddings import Embedder, load_model
@@ -23,9 +24,14 @@ def main() -> None:
     title = dict(zip(train["nm_id"], train["title"], strict=True))
     for col in ("anchor", "positive", "negative"):
         trip[col] = trip[f"{col}_id"].map(title)
+    mined = len(trip)
+    # Human decisions win over scores; decisions on items that are no longer candidates (after a
+    # params change) are counted, not fatal, so experiments keep running.
+    trip, counts = apply_triplet_decisions(trip, read_decisions(DEFAULT_PATHS["triplets"], "triplets"), strict=False)
     write_csv(Path("data/candidates/triplet_candidates.csv"), trip)
-    metrics = {"anchors": int(trip["anchor_id"].nunique()), "triplets": len(trip),
-               "mean_confidence": round(float(trip["confidence"].mean()), 4) if len(trip) else 0.0}
+    metrics = {"anchors": int(trip["anchor_id"].nunique()), "mined": mined, "triplets": len(trip),
+               "mean_confidence": round(float(trip["confidence"].mean()), 4) if len(trip) else 0.0,
+               "annotations": counts}
     write_json("metrics/triplets.json", metrics)
     print(f"triplets: {metrics}")
 

@@ -37,6 +37,7 @@ DEFAULT_CANDIDATES: dict[str, Path] = {
     "triplets": Path("data/candidates/triplet_candidates.csv"),
     "brands": Path("data/candidates/brand_candidates.csv"),
 }
+STAGES = {"triplets": "triplets", "brands": "brand_candidates"}
 REQUIRED: dict[str, tuple[str, ...]] = {
     "triplets": ("anchor_id", "positive_id", "negative_id", "confidence"),
     "brands": ("a", "b", "score", "accepted"),
@@ -62,7 +63,7 @@ def load_candidates(path: str | Path, kind: Kind) -> pd.DataFrame:
     """The candidate CSV a stage wrote, checked for the columns the annotator shows and sorts by."""
     path = Path(path)
     if not path.exists():
-        raise DataError(path, f"candidates file not found (run the `{'triplets' if kind == 'triplets' else 'brand_candidates'}` stage or `dvc pull`)")
+        raise DataError(path, f"candidates file not found (run the `{STAGES[kind]}` stage or `dvc pull`)")
     text_cols = ("a", "b", "sources", "split") if kind == "brands" else ("anchor", "positive", "negative")
     frame = pd.read_csv(path, dtype=dict.fromkeys(text_cols, str), keep_default_na=False)
     for col in REQUIRED[kind]:
@@ -159,7 +160,7 @@ def annotate(
             candidates = candidates[candidates["split"] == split]
     decided = decided_keys(read_decisions(annotations_path, kind), kind)
     keys = candidate_keys(candidates, kind)
-    undecided = candidates[[k not in decided for k in keys]]
+    undecided = candidates.loc[np.array([k not in decided for k in keys], dtype=bool)]
     queue = uncertain_first(undecided, kind, threshold).head(n)
     summary = Summary(remaining=len(undecided))
     if queue.empty:
