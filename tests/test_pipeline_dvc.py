@@ -141,3 +141,19 @@ def test_queued_experiments_differ_on_every_benchmark(repo: Path):
     low, high = exps["q-low"]["finetuned"], exps["q-high"]["finetuned"]
     for bench in BENCHMARKS:
         assert low[bench.name] != high[bench.name], bench.name
+
+
+def test_annotation_rejections_flow_through_repro(repo: Path):
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    cmd = [sys.executable, "-m", "mpembed.candidates.annotate", "triplets", "-n", "3"]
+    first = subprocess.run(cmd, cwd=repo, env=env, input="r\nr\nq\n", capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    second = subprocess.run(cmd, cwd=repo, env=env, input="a\nq\n", capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    decisions = (repo / "data/annotations/triplets.csv").read_text().splitlines()
+    assert [line.split(",")[3] for line in decisions[1:]] == ["reject", "reject", "accept"]
+    out = _run(["dvc", "repro"], repo).stdout
+    assert "Running stage 'triplets'" in out and "Running stage 'train'" in out
+    metrics = json.loads((repo / "metrics/triplets.json").read_text())
+    assert metrics["annotations"]["human_rejected"] == 2 and metrics["annotations"]["human_accepted"] == 1
+    assert metrics["triplets"] == metrics["mined"] - 2
