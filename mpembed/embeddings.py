@@ -36,7 +36,13 @@ class Embedder:
                 show_progress_bar=self.progress and len(missing) > self.batch_size,
             )
             self._cache.update({(prompt_name, t): v for t, v in zip(missing, vecs, strict=True)})
-        dim = self.model.get_sentence_embedding_dimension() or 0
+        dim = _dimension(self.model) or 0
         if not texts:
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack([self._cache[(prompt_name, t)] for t in texts]).astype(np.float32)
+
+
+def _dimension(model: SentenceTransformer) -> int:
+    """Embedding size (the method was renamed in sentence-transformers 6)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter() or 0)

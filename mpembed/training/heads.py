@@ -28,7 +28,7 @@ class ClassificationHeadLoss(nn.Module):
         super().__init__()
         self.model = model
         self.labels = list(labels)
-        self.head = nn.Linear(model.get_sentence_embedding_dimension(), len(labels))
+        self.head = nn.Linear(_dimension(model), len(labels))
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.cross_entropy = nn.CrossEntropyLoss()
@@ -80,3 +80,9 @@ class Heads:
         emb = model.encode(texts, prompt_name=prompt_name if prompt_name in model.prompts else None,
                            convert_to_tensor=True, normalize_embeddings=True).cpu()
         return [labels[i] for i in linear(emb).argmax(dim=1).tolist()]
+
+
+def _dimension(model: SentenceTransformer) -> int:
+    """Embedding size (the method was renamed in sentence-transformers 6)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter() or 0)
