@@ -15,7 +15,7 @@ setup: .venv/.installed
 
 pipeline: setup
 	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc repro
-	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --drop 'metrics/(prepare|train|triplets|brand_candidates).json.*'
+	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|^mean\.|^train\.|^finetuned\.'
 
 test: setup
 	.venv/bin/ruff check .
@@ -25,7 +25,7 @@ lint: setup
 	.venv/bin/ruff check .
 
 compare: setup
-	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --sort-by metrics/benchmarks.json:mean.finetuned --sort-order desc --keep 'mean|Experiment|lr|max_steps' --drop '.*'
+	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --sort-by metrics/benchmarks.json:mean.finetuned --sort-order desc --drop '.*' --keep 'Experiment|^mean\.|^train\.(lr|max_steps|head_lr)$$'
 
 remote-demo: setup
 	.venv/bin/python scripts/remote_demo.py
