@@ -48,8 +48,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
-        if rel.startswith(("data/", "models/", "metrics/", "reports/")) or rel == "dvc.lock":
-            continue  # start from nothing generated
+        if rel.startswith(("metrics/", "reports/", "dvclive/")) or rel == "dvc.lock":
+            continue  # start from nothing generated (data/ and models/ hold only .gitignore and annotations)
         if (ROOT / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dst / rel)
