@@ -133,8 +133,9 @@ def _experiments(shown: list) -> dict[str, dict]:
 
 
 def test_queued_experiments_differ_on_every_benchmark(repo: Path):
-    _run(["dvc", "exp", "run", "--queue", "-n", "q-low", "-S", "train.lr=1e-6"], repo)
-    _run(["dvc", "exp", "run", "--queue", "-n", "q-high", "-S", "train.lr=3e-4"], repo)
+    # One dev evaluation at the last step, so the best checkpoint is the trained one in both runs.
+    _run(["dvc", "exp", "run", "--queue", "-n", "q-low", "-S", "train.lr=1e-6", "-S", "train.eval_steps=4"], repo)
+    _run(["dvc", "exp", "run", "--queue", "-n", "q-high", "-S", "train.lr=3e-4", "-S", "train.eval_steps=4"], repo)
     _run(["dvc", "exp", "run", "--run-all", "-j", "1"], repo)
     exps = _experiments(json.loads(_run(["dvc", "exp", "show", "--json"], repo).stdout))
     assert {"q-low", "q-high"} <= set(exps), sorted(exps)

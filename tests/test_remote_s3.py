@@ -339,7 +339,8 @@ def test_interrupted_pull_leaves_sound_cache_and_resumes(clone: Repo, server: Se
                                                          sig: signal.Signals):
     clone.set_local_remote(server.endpoint, server.access_key, server.secret_key)
     total = N_SHARDS + 1  # files plus the .dir listing
-    proc = subprocess.Popen([str(DVC), "pull", "data/shards"], cwd=clone.path, env=clone.env,
+    # One download at a time keeps the pull slow enough to be caught half way even on a busy machine.
+    proc = subprocess.Popen([str(DVC), "pull", "-j", "1", "data/shards"], cwd=clone.path, env=clone.env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60

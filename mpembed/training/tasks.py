@@ -18,6 +18,7 @@ from sentence_transformers.sentence_transformer import losses
 
 from mpembed.benchmarks.data import load_train
 from mpembed.benchmarks.registry import BENCHMARKS
+from mpembed.errors import MpembedError
 from mpembed.params import TrainParams
 from mpembed.training.heads import ClassificationHeadLoss
 
@@ -108,7 +109,9 @@ def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainPar
     sizes = task_sizes(tasks, params.task_weights, params.max_steps * params.batch_size)
     datasets, loss_fns, prompts, counts = {}, {}, {}, {}
     for t in tasks:
-        rows = resample(t.rows, sizes.get(t.name, 0), rng)
+        # A task with weight > 0 gets at least one batch, even when the step budget is tiny.
+        n = max(sizes.get(t.name, 0), params.batch_size) if params.task_weights.get(t.family, 1.0) > 0 else 0
+        rows = resample(t.rows, n, rng)
         if len(rows) < params.batch_size:
             counts[t.name] = 0
             continue
@@ -116,4 +119,6 @@ def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainPar
         loss_fns[t.name] = make_loss(t, model)
         prompts[t.name] = {col: model.prompts.get(p, "") for col, p in t.prompts.items()}
         counts[t.name] = len(rows)
+    if not datasets:
+        raise MpembedError("no training task has data: check train.task_weights and the prepared splits")
     return datasets, loss_fns, prompts, counts
