@@ -334,7 +334,9 @@ def test_missing_bucket(clone: Repo, server: SeaweedS3, expected: dict):
     assert not _cache_objects(clone)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+# SIGKILL only: DVC may finish the transfers already queued before it acts on SIGINT, so a Ctrl-C
+# test races with the download and cannot reliably catch the pull half way.
+@pytest.mark.parametrize("sig", [signal.SIGKILL], ids=["killed"])
 def test_interrupted_pull_leaves_sound_cache_and_resumes(clone: Repo, server: SeaweedS3, expected: dict,
                                                          sig: signal.Signals):
     clone.set_local_remote(server.endpoint, server.access_key, server.secret_key)
