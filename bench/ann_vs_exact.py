@@ -1,7 +1,7 @@
 """Annoy vs exact nearest neighbours, brand-candidate and triplet-mining cost, side by side.
 
-    .venv/bin/python bench/ann_vs_exact.py                       # 10k and 100k
-    .venv/bin/python bench/ann_vs_exact.py --sizes 10000,100000,1000000
+    .venv/bin/python bench/ann_vs_exact.py                       # 10k, 100k and 1M
+    .venv/bin/python bench/ann_vs_exact.py --sizes 10000,100000 --extras-max 100000
 
 Data (generated, seeded):
 * names: brand-like spellings (random syllable words, each brand also as a Cyrillic rendering,
@@ -12,9 +12,13 @@ Data (generated, seeded):
   384-dim unit vectors = parent + leaf + model offsets + noise, so leaves and models cluster.
 
 Exact search is chunked numpy brute force over all names for up to --max-exact-queries queries
-(all of them at 10k and 100k); its time is scaled linearly to all queries otherwise (brute force
-cost is exactly linear in the number of queries). Speedup = exact time / annoy query time, and
-exact time / (annoy build + query time). Triplet mining runs in a fresh process per size so
+(by default a seeded subsample of 500 at every size: brute force over 1M names costs about
+20 ms a query on 2 cores); its time is scaled linearly to all
+queries otherwise (brute force cost is exactly linear in the number of queries). Annoy answers the
+same query rows (its time scaled the same way when they are a subsample), so recall and speedup
+come from one run. Speedup = exact time / annoy query time, and exact time / (annoy build + query
+time). Each size is measured at the stage's default budget (`brand_candidates.annoy_search_k`,
+`DEFAULT_SEARCH_K`) and at annoy's own default (n_trees x k). Triplet mining runs in a fresh process per size so
 that its peak RSS (VmHWM, whole process including the generated inputs) is its own.
 """
 
@@ -45,15 +49,40 @@ from mpembed.candidates.ann import (
     exact_neighbours,
     l2_normalise,
     recall_at_k,
+    top_k_rows,
 )
 from mpembed.candidates.brands import find_brand_candidates, pair_metrics
 from mpembed.candidates.triplets import mine_triplets
 
 K = 10
 N_TREES = 20
+# The stage default (params.yaml brand_candidates.annoy_search_k): the smallest budget of the sweep
+# in reports/ann_vs_exact.md that keeps recall@10 >= 0.95 at 100k names.
+DEFAULT_SEARCH_K = 1000
 NAME_DIM = 64
 PRODUCT_DIM = 384
-_ONSETS = ["b", "v", "g", "d", "k", "l", "m", "n", "p", "r", "s", "t", "f", "z", "sh", "ch", "br", "st", "tr", "gr"]
+_ONSETS = [
+    "b",
+    "v",
+    "g",
+    "d",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "f",
+    "z",
+    "sh",
+    "ch",
+    "br",
+    "st",
+    "tr",
+    "gr",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ea", "y"]
 _CODAS = ["", "", "", "n", "r", "s", "x", "k", "l"]
 _TO_CYRILLIC = get_translit_function("ru")
@@ -133,8 +162,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def ann_rows(n: int, seed: int, max_exact_queries: int) -> tuple[list[dict[str, object]], dict[str, object]]:
-    """Annoy (default and 10x search budget) vs exact on n names, then the full brand candidates."""
+def ann_rows(
+    n: int, seed: int, max_exact_queries: int, search_ks: tuple[int, ...], with_brands: bool
+) -> tuple[list[dict[str, object]], dict[str, object] | None]:
+    """Annoy (each search budget) vs exact on n names, then (optionally) the full brand candidates."""
     names, gold = brand_names(n, seed)
     vectors = name_embeddings(names, seed)
     queries = np.random.default_rng(seed).choice(n, size=min(n, max_exact_queries), replace=False)
@@ -146,33 +177,49 @@ def ann_rows(n: int, seed: int, max_exact_queries: int) -> tuple[list[dict[str, 
     index = build_annoy(vectors, N_TREES, seed)
     build_s = time.perf_counter() - t0
     rows = []
-    for search_k in (-1, 10 * N_TREES * K):
+    for search_k in search_ks:
         t0 = time.perf_counter()
-        approx_ids, _ = annoy_neighbours(index, np.arange(n), K, search_k)
-        query_s = time.perf_counter() - t0
+        approx_ids, _ = annoy_neighbours(index, queries, K, search_k)
+        query_s = (time.perf_counter() - t0) * n / len(queries)
         rows.append(
             {
                 "names": n,
                 "dim": NAME_DIM,
-                "search_k": f"{N_TREES * K} (default)" if search_k < 0 else search_k,
+                "search_k": f"{N_TREES * K} (annoy default)"
+                if search_k < 0
+                else f"{search_k} (stage default)"
+                if search_k == DEFAULT_SEARCH_K
+                else search_k,
                 "exact queries": len(queries),
                 "exact s": round(exact_s, 2),
                 "annoy build s": round(build_s, 2),
                 "annoy query s": round(query_s, 2),
-                f"recall@{K}": round(recall_at_k(approx_ids[queries], exact_ids), 4),
+                f"recall@{K}": round(recall_at_k(approx_ids, exact_ids), 4),
                 "speedup (query)": round(exact_s / query_s, 1),
                 "speedup (build+query)": round(exact_s / (build_s + query_s), 1),
             }
         )
+    if not with_brands:
+        return rows, None
     t0 = time.perf_counter()
-    cands = find_brand_candidates(names, vectors, use_translit=True, use_char_ngrams=True, use_annoy=True, seed=seed)
+    cands = find_brand_candidates(
+        names,
+        vectors,
+        use_translit=True,
+        use_char_ngrams=True,
+        use_annoy=True,
+        annoy_search_k=DEFAULT_SEARCH_K,
+        seed=seed,
+    )
     brands_s = time.perf_counter() - t0
     by_source = cands["sources"].str.split("+").explode().value_counts()
     brands = {
         "names": n,
         "seconds (all 3 sources)": round(brands_s, 1),
         "candidate pairs": len(cands),
-        "translit / ngram / embed": " / ".join(str(by_source.get(s, 0)) for s in ("translit", "ngram", "embed")),
+        "translit / ngram / embed": " / ".join(
+            str(by_source.get(s, 0)) for s in ("translit", "ngram", "embed")
+        ),
         "gold-pair recall": round(pair_metrics(cands, gold, threshold=0.0)["recall"], 3),
     }
     return rows, brands
@@ -183,11 +230,12 @@ def _exact_for(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
     if len(queries) == len(vectors):
         return exact_neighbours(vectors, K)[0]
     out = []
-    for start in range(0, len(queries), 1024):
-        q = queries[start : start + 1024]
+    chunk = max(16, min(1024, 50_000_000 // len(vectors)))  # <= 200 MB of scores (+ argpartition's ids)
+    for start in range(0, len(queries), chunk):
+        q = queries[start : start + chunk]
         scores = vectors[q] @ vectors.T
         scores[np.arange(len(q)), q] = -np.inf
-        out.append(np.argpartition(-scores, K - 1, axis=1)[:, :K])
+        out.append(top_k_rows(scores, K)[0])
     return np.concatenate(out)
 
 
@@ -218,7 +266,9 @@ def _triplet_worker(n: int, seed: int, exact_max: int, queue: mp.Queue) -> None:
     _reset_peak_rss()
     before_mb = _peak_rss_mb()
     t0 = time.perf_counter()
-    trip = mine_triplets(products, vectors, n_per_anchor=1, k=20, annoy_n_trees=N_TREES, seed=seed, exact_max=exact_max)
+    trip = mine_triplets(
+        products, vectors, n_per_anchor=1, k=20, annoy_n_trees=N_TREES, seed=seed, exact_max=exact_max
+    )
     seconds = time.perf_counter() - t0
     peak_mb = _peak_rss_mb()
     leaves = products.groupby(["parentname", "category"]).size()
@@ -252,7 +302,9 @@ def triplet_rows(n: int, seed: int, annoy_everywhere: bool) -> list[dict[str, ob
     rows = [{**row, "same triplet as default": "-"}]
     if annoy_everywhere:
         row, approx = triplet_row(n, seed, 0)
-        same = len({tuple(t) for t in exact.tolist()} & {tuple(t) for t in approx.tolist()}) / max(len(exact), 1)
+        same = len({tuple(t) for t in exact.tolist()} & {tuple(t) for t in approx.tolist()}) / max(
+            len(exact), 1
+        )
         rows.append({**row, "same triplet as default": round(same, 3)})
     return rows
 
@@ -266,47 +318,68 @@ def markdown(rows: list[dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated sizes (1000000 for 1M)")
-    parser.add_argument("--max-exact-queries", type=int, default=100_000)
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated sizes")
+    parser.add_argument("--max-exact-queries", type=int, default=500)
     parser.add_argument(
-        "--annoy-triplets-max", type=int, default=100_000,
+        "--search-k",
+        default=f"{DEFAULT_SEARCH_K},-1",
+        help="comma-separated annoy search budgets (-1 = annoy's default n_trees x k)",
+    )
+    parser.add_argument(
+        "--extras-max",
+        type=int,
+        default=100_000,
+        help="run the brand-candidate and triplet-mining tables up to this size only",
+    )
+    parser.add_argument(
+        "--annoy-triplets-max",
+        type=int,
+        default=100_000,
         help="also mine with annoy in every leaf up to this size (10 annoy queries per anchor: slow at 1M)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="reports/ann_vs_exact.md")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    search_ks = tuple(int(s) for s in args.search_k.split(","))
 
     ann, brands = [], []
     for n in sizes:
-        rows, brand_row = ann_rows(n, args.seed, args.max_exact_queries)
+        rows, brand_row = ann_rows(n, args.seed, args.max_exact_queries, search_ks, n <= args.extras_max)
         ann += rows
-        brands.append(brand_row)
-        print(markdown(rows), markdown([brand_row]), sep="\n", flush=True)
+        print(markdown(rows), flush=True)
+        if brand_row is not None:
+            brands.append(brand_row)
+            print(markdown([brand_row]), flush=True)
     trip = []
     for n in sizes:
-        trip += triplet_rows(n, args.seed, n <= args.annoy_triplets_max)
-        print(markdown(trip[-1:]), flush=True)
+        if n <= args.extras_max:
+            trip += triplet_rows(n, args.seed, n <= args.annoy_triplets_max)
+            print(markdown(trip[-1:]), flush=True)
     load = os.getloadavg()
     busy = ": other work shared the cores, so times are upper bounds" if load[0] > mp.cpu_count() else ""
     report = "\n\n".join(
         [
             "# Annoy vs exact nearest neighbours; brand-candidate and triplet mining cost",
-            f"`python bench/ann_vs_exact.py --sizes {args.sizes}` on {platform.machine()} with "
+            f"`python bench/ann_vs_exact.py --sizes {args.sizes} --max-exact-queries {args.max_exact_queries} "
+            f"--search-k {args.search_k} --extras-max {args.extras_max}` on {platform.machine()} with "
             f"{mp.cpu_count()} cores (load average at the end {load[0]:.1f}{busy}); annoy {N_TREES} trees, single-threaded build, k={K}, seed {args.seed}. "
             "Data (generated) and method: see the script's docstring.",
             "## Nearest neighbours of brand-name embeddings: annoy vs chunked numpy brute force",
             markdown(ann),
-            "`exact s` is the brute-force time for all names (measured on `exact queries` of them when "
-            "fewer, scaled linearly). `recall@10`: share of the exact 10 nearest that annoy returns.",
+            "`exact s` is the brute-force time for all names and `annoy query s` annoy's time for all names "
+            "(both measured on the same `exact queries` rows when fewer, scaled linearly). `recall@10`: share "
+            "of the exact 10 nearest that annoy returns, over those rows. The stage default "
+            f"`brand_candidates.annoy_search_k: {DEFAULT_SEARCH_K}` (= 5 x n_trees x k) is the budget the "
+            "first row of each size uses.",
             "## Brand candidates (`find_brand_candidates`, all sources, default parameters)",
-            markdown(brands),
+            markdown(brands) if brands else "(not run: sizes above --extras-max)",
             "Pairs per source count a pair once for each source it passes. `gold-pair recall`: share of "
             "same-brand spelling pairs among all candidates (threshold 0). The generated names differ "
             "from each other mostly in vowels, which makes skeleton matches far less precise than on "
             "real brands: read these as cost figures, not quality figures.",
             "## Triplet mining (`mine_triplets`, n_per_anchor=1, k=20, neg_leaves=10)",
-            markdown(trip),
+            markdown(trip) if trip else "(not run: sizes above --extras-max)",
             "RSS is the whole process (interpreter, libraries, catalogue and embeddings included): `RSS at "
             "start` once the inputs exist, `peak RSS` the high-water mark during `mine_triplets`.",
         ]

@@ -46,7 +46,7 @@ class BrandCandidatesParams(_Group):
     ngram_k: int = Field(10, ge=1)
     ngram_min_sim: float = Field(0.5, ge=0, le=1)
     annoy_n_trees: int = Field(20, ge=1)
-    annoy_search_k: int = -1
+    annoy_search_k: int = 1000
     annoy_k: int = Field(10, ge=1)
     annoy_min_cos: float = Field(0.8, ge=-1, le=1)
     target_precision: float = Field(0.9, gt=0, le=1)
@@ -57,9 +57,10 @@ class TripletsParams(_Group):
     k: int = Field(20, ge=2)
     annoy_n_trees: int = Field(20, ge=1)
     max_anchors: int | None = Field(None, ge=1)
+    embedder: Literal["model", "char_ngrams"] = "model"
 
 
-TASKS = ("qa_goods", "support_facts", "search", "sim_goods", "brands", "classification")
+TASKS = ("qa_goods", "support_facts", "search", "sim_goods", "brands", "classification", "distill")
 
 
 class TrainParams(_Group):
@@ -77,13 +78,18 @@ class TrainParams(_Group):
     eval_steps: int = Field(40, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    nproc: int = Field(1, ge=1)  # > 1: DDP under torchrun; batch_size is split over processes
 
     @field_validator("task_weights")
     @classmethod
     def _known_tasks(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(TASKS))
+        from mpembed.benchmarks.registry import BENCHMARKS
+
+        # A family, or one classification benchmark (its weight inside the classification family).
+        known = [*TASKS, *(b.name for b in BENCHMARKS if b.task == "classification")]
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; known: {list(TASKS)}")
+            raise ValueError(f"unknown task(s) {unknown}; known: {known}")
         if any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
             raise ValueError("weights must be >= 0 with at least one > 0")
         return value

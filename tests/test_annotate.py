@@ -16,6 +16,7 @@ from mpembed.candidates.decisions import (
     append_decision,
     apply_brand_decisions,
     apply_triplet_decisions,
+    check_known_ids,
     read_decisions,
 )
 from mpembed.errors import DataError
@@ -23,35 +24,47 @@ from mpembed.errors import DataError
 ROOT = Path(__file__).resolve().parents[1]
 
 # confidence order (nearest 0.5 first): 5, 2, 3, 4, then 1 and 6 tied (file order)
-TRIPLETS = pd.DataFrame({
-    "anchor_id": [1, 2, 3, 4, 5, 6],
-    "positive_id": [11, 12, 13, 14, 15, 16],
-    "negative_id": [21, 22, 23, 24, 25, 26],
-    "pos_sim": [0.9, 0.8, 0.8, 0.8, 0.8, 0.7],
-    "neg_sim": [0.5, 0.79, 0.81, 0.7, 0.8, 0.9],
-    "confidence": [0.9, 0.52, 0.45, 0.7, 0.5, 0.1],
-    "anchor": [f"Товар {i}, синий" for i in range(1, 7)],
-    "positive": [f"Похожий {i}" for i in range(1, 7)],
-    "negative": [f"Другой {i}" for i in range(1, 7)],
-})
+TRIPLETS = pd.DataFrame(
+    {
+        "anchor_id": [1, 2, 3, 4, 5, 6],
+        "positive_id": [11, 12, 13, 14, 15, 16],
+        "negative_id": [21, 22, 23, 24, 25, 26],
+        "pos_sim": [0.9, 0.8, 0.8, 0.8, 0.8, 0.7],
+        "neg_sim": [0.5, 0.79, 0.81, 0.7, 0.8, 0.9],
+        "confidence": [0.9, 0.52, 0.45, 0.7, 0.5, 0.1],
+        "anchor": [f"Товар {i}, синий" for i in range(1, 7)],
+        "positive": [f"Похожий {i}" for i in range(1, 7)],
+        "negative": [f"Другой {i}" for i in range(1, 7)],
+    }
+)
 # threshold = lowest accepted score = 0.6 (the dev pair); train order: Nike/Nokia, Puma/Пума, adidas, Samsung
-BRANDS = pd.DataFrame({
-    "a": ["adidas", "Nike", "Puma", "Samsung", "Zara"],
-    "b": ["Адидас", "Nokia", "Пума", "Sony", "Зара"],
-    "score": [1.0, 0.62, 0.55, 0.2, 0.6],
-    "sources": ["translit", "ngram", "translit+embed", "embed", "translit"],
-    "sim_translit": [1.0, 0.0, 0.8, 0.0, 1.0],
-    "sim_ngram": [1.0, 0.6, 0.0, 0.0, 0.0],
-    "sim_embed": [0.9, 0.85, 0.82, 0.8, 0.9],
-    "split": ["train", "train", "train", "train", "dev"],
-    "accepted": [1, 1, 0, 0, 1],
-})
+BRANDS = pd.DataFrame(
+    {
+        "a": ["adidas", "Nike", "Puma", "Samsung", "Zara"],
+        "b": ["Адидас", "Nokia", "Пума", "Sony", "Зара"],
+        "score": [1.0, 0.62, 0.55, 0.2, 0.6],
+        "sources": ["translit", "ngram", "translit+embed", "embed", "translit"],
+        "sim_translit": [1.0, 0.0, 0.8, 0.0, 1.0],
+        "sim_ngram": [1.0, 0.6, 0.0, 0.0, 0.0],
+        "sim_embed": [0.9, 0.85, 0.82, 0.8, 0.9],
+        "split": ["train", "train", "train", "train", "dev"],
+        "accepted": [1, 1, 0, 0, 1],
+    }
+)
 
 
 def run_cli(cwd: Path, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "mpembed.candidates.annotate", *args], input=stdin, cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mpembed.candidates.annotate", *args],
+        input=stdin,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -75,7 +88,9 @@ def test_triplet_session_records_reasks_and_resumes(workdir: Path) -> None:
     log = pd.read_csv(workdir / "data" / "annotations" / "triplets.csv", dtype=str)
     assert list(log.columns) == COLUMNS["triplets"]
     assert log[["anchor_id", "positive_id", "negative_id", "decision"]].values.tolist() == [
-        ["5", "15", "25", "accept"], ["2", "12", "22", "reject"]]
+        ["5", "15", "25", "accept"],
+        ["2", "12", "22", "reject"],
+    ]
     assert log["annotated_at"].str.match(r"\d{4}-\d\d-\d\dT").all()
 
     second = run_cli(workdir, "a\n", "triplets", "-n", "10")
@@ -97,7 +112,10 @@ def test_brand_session_orders_by_distance_to_threshold(workdir: Path) -> None:
     assert "Зара" not in out and "Адидас" not in out  # dev pairs are not shown; -n 2
     assert "summary: shown 2, accepted 1, rejected 1, skipped 0, remaining uncertain 2" in out
     log = read_decisions(workdir / "data" / "annotations" / "brands.csv", "brands")
-    assert log[["a", "b", "decision"]].values.tolist() == [["Nike", "Nokia", "reject"], ["Puma", "Пума", "accept"]]
+    assert log[["a", "b", "decision"]].values.tolist() == [
+        ["Nike", "Nokia", "reject"],
+        ["Puma", "Пума", "accept"],
+    ]
 
     applied, counts = apply_brand_decisions(BRANDS, log)
     assert applied["accepted"].tolist() == [1, 0, 1, 0, 1]
@@ -110,7 +128,10 @@ def test_brand_cli_without_accepted_pairs_asks_for_threshold(workdir: Path) -> N
     result = run_cli(workdir, "", "brands", "--candidates", "none.csv")
     assert result.returncode == 2
     assert "none.csv" in result.stderr and "--threshold" in result.stderr
-    assert "Пума" in run_cli(workdir, "", "brands", "--candidates", "none.csv", "--threshold", "0.5", "-n", "1").stdout
+    assert (
+        "Пума"
+        in run_cli(workdir, "", "brands", "--candidates", "none.csv", "--threshold", "0.5", "-n", "1").stdout
+    )
 
 
 def test_apply_triplet_decisions_removes_rejected_and_last_line_wins(tmp_path: Path) -> None:
@@ -141,7 +162,9 @@ def test_apply_brand_decisions_overrides_score_for_either_order(tmp_path: Path) 
 )
 def test_unknown_triplet_names_file_row_and_column(tmp_path: Path, line: str, column: str) -> None:
     path = tmp_path / "triplets.csv"
-    path.write_text(f"anchor_id,positive_id,negative_id,decision,annotated_at\n2,12,22,accept,\n{line},reject,\n")
+    path.write_text(
+        f"anchor_id,positive_id,negative_id,decision,annotated_at\n2,12,22,accept,\n{line},reject,\n"
+    )
     decisions = read_decisions(path, "triplets")
     with pytest.raises(DataError) as err:
         apply_triplet_decisions(TRIPLETS, decisions)
@@ -153,7 +176,9 @@ def test_unknown_triplet_names_file_row_and_column(tmp_path: Path, line: str, co
 def test_unknown_brand_pair_names_file_row_and_column(tmp_path: Path) -> None:
     path = tmp_path / "brands.csv"
     path.write_text("a,b,decision,annotated_at\nNike,Puma,accept,\n")
-    with pytest.raises(DataError, match=r"brands\.csv, row 1, column 'b': 'Nike' / 'Puma' is not a candidate pair"):
+    with pytest.raises(
+        DataError, match=r"brands\.csv, row 1, column 'b': 'Nike' / 'Puma' is not a candidate pair"
+    ):
         apply_brand_decisions(BRANDS, read_decisions(path, "brands"))
 
 
@@ -177,5 +202,106 @@ def test_append_never_joins_lines_and_follows_the_header(tmp_path: Path) -> None
     append_decision(path, "brands", ("L'Oreal, Paris", "Лореаль"), "accept", annotated_at="t")
     assert path.read_text().endswith('x\naccept,"L\'Oreal, Paris",Лореаль,t\n')
     log = read_decisions(path, "brands")
-    assert log[["a", "b", "decision"]].values.tolist() == [["Nike", "Nokia", "reject"],
-                                                           ["L'Oreal, Paris", "Лореаль", "accept"]]
+    assert log[["a", "b", "decision"]].values.tolist() == [
+        ["Nike", "Nokia", "reject"],
+        ["L'Oreal, Paris", "Лореаль", "accept"],
+    ]
+
+
+def test_check_known_ids_names_file_row_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "triplets.csv"
+    path.write_text(
+        "anchor_id,positive_id,negative_id,decision,annotated_at\n1,11,21,accept,\n2,999,22,reject,\n"
+    )
+    decisions = read_decisions(path, "triplets")
+    known = {"1", "2", "11", "12", "21", "22"}
+    with pytest.raises(DataError) as err:
+        check_known_ids(decisions, "triplets", known)
+    assert (
+        str(err.value)
+        == f"{path}, row 2, column 'positive_id': '999' is not a known product id (nm_id); fix or remove the line"
+    )
+    assert check_known_ids(decisions, "triplets", known | {"999"}) is decisions
+    brands = tmp_path / "brands.csv"
+    brands.write_text("a,b,decision,annotated_at\nNike,Nokia,reject,\nNike,Nikke,accept,\n")
+    with pytest.raises(
+        DataError, match=r"brands\.csv, row 2, column 'b': 'Nikke' is not a known brand spelling"
+    ):
+        check_known_ids(read_decisions(brands, "brands"), "brands", {"Nike", "Nokia"})
+
+
+def test_known_ids_no_longer_candidates_are_counted_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "brands.csv"
+    path.write_text("a,b,decision,annotated_at\nNike,Puma,accept,\nadidas,Адидас,reject,\n")
+    decisions = check_known_ids(read_decisions(path, "brands"), "brands", set(BRANDS["a"]) | set(BRANDS["b"]))
+    applied, counts = apply_brand_decisions(BRANDS, decisions, strict=False)
+    assert counts["unknown_ids"] == 1 and counts["human_rejected"] == 1
+    assert applied["accepted"].tolist() == [0, 1, 0, 0, 1]
+
+
+def _stage_project(tmp_path: Path, kind: str, line: str) -> Path:
+    (tmp_path / "data" / "prepared").mkdir(parents=True)
+    (tmp_path / "data" / "annotations").mkdir(parents=True)
+    (tmp_path / "params.yaml").write_text("base:\n  seed: 1\n")
+    pd.DataFrame(
+        {
+            "brand_id": [1, 1],
+            "spelling": ["Nike", "Найк"],
+            "is_canonical": [1, 0],
+            "split": ["train", "train"],
+        }
+    ).to_csv(tmp_path / "data" / "prepared" / "brands.csv", index=False)
+    pd.DataFrame(
+        {
+            "nm_id": [1, 2, 3],
+            "title": ["a", "b", "c"],
+            "category": "x",
+            "parentname": "y",
+            "model_id": [1, 2, 3],
+            "split": "train",
+        }
+    ).to_csv(tmp_path / "data" / "prepared" / "products.csv", index=False)
+    header = "a,b" if kind == "brands" else "anchor_id,positive_id,negative_id"
+    (tmp_path / "data" / "annotations" / f"{kind}.csv").write_text(
+        f"{header},decision,annotated_at\n{line}\n"
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("stage", "kind", "line", "where"),
+    [
+        (
+            "brand_candidates",
+            "brands",
+            "Nike,Адидас,accept,",
+            "row 1, column 'b': 'Адидас' is not a known brand spelling",
+        ),
+        (
+            "triplets",
+            "triplets",
+            "1,2,77,reject,",
+            "row 1, column 'negative_id': '77' is not a known product id",
+        ),
+    ],
+)
+def test_stage_fails_on_annotations_naming_unknown_ids(
+    tmp_path: Path, stage: str, kind: str, line: str, where: str
+) -> None:
+    """Checked before the model loads: no models/base is needed, and nothing is written."""
+    project = _stage_project(tmp_path, kind, line)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", f"stages.{stage}"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: data/annotations/")
+    assert f"{kind}.csv, {where}" in lines[0]
+    assert not (project / "data" / "candidates").exists() and not (project / "metrics").exists()

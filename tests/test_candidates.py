@@ -13,7 +13,15 @@ from mpembed.candidates.ann import (
     l2_normalise,
     recall_at_k,
 )
-from mpembed.candidates.brands import choose_threshold, find_brand_candidates, pair_metrics
+from mpembed.candidates.brands import (
+    MAX_BUCKET,
+    abbreviation_of,
+    choose_threshold,
+    close_groups,
+    find_brand_candidates,
+    initials,
+    pair_metrics,
+)
 from mpembed.candidates.translit import skeleton_key, translit_key
 from mpembed.candidates.triplets import confidence, mine_triplets
 
@@ -31,9 +39,26 @@ NAMED_PAIRS = [
     ("Редмонд", "Redmond"),
     ("Зара", "Zara"),
     ("Лего", "Lego"),
+    ("Лакоста", "Lacoste"),
+    ("Конверсы", "Converse"),
+    ("Концепт Клаб", "Concept Club"),
+    ("Санлайт", "Sunlight"),
+    ("Люксвизаж", "Luxvisage"),
 ]
 DIFFERENT = [("Adidas", "Asics"), ("Samsung", "Sony"), ("Zara", "Lego"), ("Nike", "Nivea"), ("Nike", "Nokia")]
-OTHER_BRANDS = ["Puma", "Reebok", "Huawei", "Lenovo", "Gucci", "Garnier", "Colgate", "Braun", "Sony", "Asics", "Nokia"]
+OTHER_BRANDS = [
+    "Puma",
+    "Reebok",
+    "Huawei",
+    "Lenovo",
+    "Gucci",
+    "Garnier",
+    "Colgate",
+    "Braun",
+    "Sony",
+    "Asics",
+    "Nokia",
+]
 
 
 def _pairs(frame: pd.DataFrame) -> set[frozenset[str]]:
@@ -70,6 +95,42 @@ def test_translit_source_alone_finds_named_pairs_and_keeps_brands_apart() -> Non
     assert score[frozenset(("Адидас", "adidas"))] > score[frozenset(("Найк", "Nike"))]
 
 
+def test_translit_source_alone_finds_adidas_and_samsung() -> None:
+    names = ["Адидас", "adidas", "Самсунг", "Samsung", "Sony", "Asics"]
+    cands = find_brand_candidates(names, None, use_translit=True, use_char_ngrams=False, use_annoy=False)
+    found = _pairs(cands)
+    assert frozenset(("Адидас", "adidas")) in found
+    assert frozenset(("Самсунг", "Samsung")) in found
+    assert found == {frozenset(("Адидас", "adidas")), frozenset(("Самсунг", "Samsung"))}
+    assert (cands["sim_translit"] == 1.0).all()  # equal translit keys, not just skeletons
+
+
+def test_abbreviations_meet_initials() -> None:
+    assert initials("The North Face") == initials("TheNorthFace") == abbreviation_of("TNF") == "tnf"
+    assert initials("Head & Shoulders") == abbreviation_of("H&S") == "hs"
+    assert initials("Calvin Klein") == abbreviation_of("CK") == "ck"
+    assert abbreviation_of("Nike") == "" and initials("Nike") == "" and initials("Норт Фейс") == ""
+    names = ["TNF", "The North Face", "H&S", "Head & Shoulders", "CK", "Calvin Klein", "Nike", "Hugo"]
+    cands = find_brand_candidates(names, None, use_translit=True, use_char_ngrams=False, use_annoy=False)
+    assert _pairs(cands) == {
+        frozenset(p) for p in (("TNF", "The North Face"), ("H&S", "Head & Shoulders"), ("CK", "Calvin Klein"))
+    }
+    assert np.allclose(cands["sim_translit"], 0.6)
+
+
+def test_ngram_retrieval_sees_past_many_spellings_of_one_key() -> None:
+    # more equal-key spellings than ngram_k: per-name top-k lists would hold only these copies
+    copies = ["Samsung", "SAMSUNG", "samsung", "Самсунг", "самсунг", "SamSung", "SAMsung", "samSUNG"]
+    names = [*copies, "Samsng", "Sony", "Asus"]
+    cands = find_brand_candidates(
+        names, None, use_translit=False, use_char_ngrams=True, use_annoy=False, ngram_k=3, ngram_min_sim=0.3
+    )
+    found = _pairs(cands)
+    assert all(frozenset(("Samsng", c)) in found for c in copies)
+    assert frozenset(("Samsung", "Самсунг")) in found  # equal keys are n-gram cosine 1
+    assert frozenset(("Samsng", "Sony")) not in found
+
+
 def test_ngram_source_finds_typos() -> None:
     names = [*_names(), "addidas", "samsng"]
     cands = find_brand_candidates(names, None, use_translit=False, use_char_ngrams=True, use_annoy=False)
@@ -84,7 +145,11 @@ def test_output_shape_ordering_and_combined_score() -> None:
     rng = np.random.default_rng(0)
     names = [*_names(), "addidas", "samsng"]
     cands = find_brand_candidates(
-        names, rng.standard_normal((len(names), 8)), use_translit=True, use_char_ngrams=True, use_annoy=True,
+        names,
+        rng.standard_normal((len(names), 8)),
+        use_translit=True,
+        use_char_ngrams=True,
+        use_annoy=True,
         annoy_min_cos=0.0,
     )
     assert list(cands.columns) == ["a", "b", "score", "sources", "sim_translit", "sim_ngram", "sim_embed"]
@@ -204,14 +269,32 @@ def _catalogue() -> tuple[pd.DataFrame, np.ndarray]:
 def test_triplets_hand_made_catalogue(exact_max: int) -> None:
     products, vectors = _catalogue()
     trip = mine_triplets(products, vectors, exact_max=exact_max)
-    assert list(trip.columns) == ["anchor_id", "positive_id", "negative_id", "pos_sim", "neg_sim", "confidence"]
-    got = {a: (p, n) for a, p, n in zip(trip["anchor_id"], trip["positive_id"], trip["negative_id"], strict=True)}
+    assert list(trip.columns) == [
+        "anchor_id",
+        "positive_id",
+        "negative_id",
+        "pos_sim",
+        "neg_sim",
+        "confidence",
+    ]
+    got = {
+        a: (p, n) for a, p, n in zip(trip["anchor_id"], trip["positive_id"], trip["negative_id"], strict=True)
+    }
     assert got == EXPECTED
     info = products.set_index("nm_id")
     for col in ("positive_id", "negative_id"):
-        assert (info.loc[trip[col], "parentname"].to_numpy() == info.loc[trip["anchor_id"], "parentname"].to_numpy()).all()
-    same_leaf = info.loc[trip["positive_id"], "category"].to_numpy() == info.loc[trip["anchor_id"], "category"].to_numpy()
-    other_leaf = info.loc[trip["negative_id"], "category"].to_numpy() != info.loc[trip["anchor_id"], "category"].to_numpy()
+        assert (
+            info.loc[trip[col], "parentname"].to_numpy()
+            == info.loc[trip["anchor_id"], "parentname"].to_numpy()
+        ).all()
+    same_leaf = (
+        info.loc[trip["positive_id"], "category"].to_numpy()
+        == info.loc[trip["anchor_id"], "category"].to_numpy()
+    )
+    other_leaf = (
+        info.loc[trip["negative_id"], "category"].to_numpy()
+        != info.loc[trip["anchor_id"], "category"].to_numpy()
+    )
     assert same_leaf.all() and other_leaf.all()
     row = trip.set_index("anchor_id").loc[1]
     assert row["pos_sim"] == pytest.approx(np.cos(np.radians(25)), abs=1e-5)
@@ -251,7 +334,9 @@ def test_triplets_several_per_anchor_are_distinct_and_deterministic() -> None:
     assert not trip.duplicated(["anchor_id", "positive_id", "negative_id"]).any()
     assert (trip["anchor_id"] != trip["positive_id"]).all()
     assert trip.groupby("anchor_id").size().max() == 3
-    annoy_runs = [mine_triplets(products, vectors, n_per_anchor=3, k=10, seed=1, exact_max=0) for _ in range(2)]
+    annoy_runs = [
+        mine_triplets(products, vectors, n_per_anchor=3, k=10, seed=1, exact_max=0) for _ in range(2)
+    ]
     pd.testing.assert_frame_equal(annoy_runs[0], annoy_runs[1])
     sampled = mine_triplets(products, vectors, max_anchors=50, seed=1)
     assert sampled["anchor_id"].nunique() <= 50
@@ -269,10 +354,14 @@ def test_triplets_reject_misaligned_input() -> None:
 def test_brand_candidates_degenerate_input() -> None:
     empty = find_brand_candidates(["Nike"], None, use_translit=True, use_char_ngrams=True, use_annoy=False)
     assert empty.empty and list(empty.columns)[:4] == ["a", "b", "score", "sources"]
-    none = find_brand_candidates(["!!!", "???"], None, use_translit=True, use_char_ngrams=True, use_annoy=False)
+    none = find_brand_candidates(
+        ["!!!", "???"], None, use_translit=True, use_char_ngrams=True, use_annoy=False
+    )
     assert none.empty
     with pytest.raises(ValueError, match="embeddings"):
-        find_brand_candidates(["a1", "b2"], np.ones((3, 4)), use_translit=False, use_char_ngrams=False, use_annoy=True)
+        find_brand_candidates(
+            ["a1", "b2"], np.ones((3, 4)), use_translit=False, use_char_ngrams=False, use_annoy=True
+        )
 
 
 def test_triplets_empty_and_single_leaf_catalogues() -> None:
@@ -281,3 +370,45 @@ def test_triplets_empty_and_single_leaf_catalogues() -> None:
     shoes = products["parentname"] == "Обувь"
     one_leaf = products[shoes].assign(category="Обувь")  # no other leaf: no negative
     assert mine_triplets(one_leaf, vectors[shoes.to_numpy()]).empty
+
+
+def _frame(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["a", "b", "score"])
+    return frame.assign(sources="ngram", sim_translit=np.nan, sim_ngram=frame["score"], sim_embed=np.nan)
+
+
+def test_close_groups_single_linkage_gives_bottleneck_scores() -> None:
+    cands = _frame(
+        [("Nike", "Найк", 0.9), ("Найк", "Найки", 0.7), ("Nokia", "Нокиа", 0.95), ("Nike", "Nokia", 0.3)]
+    )
+    closed = close_groups(cands)
+    score = {frozenset((a, b)): s for a, b, s in zip(closed["a"], closed["b"], closed["score"], strict=True)}
+    assert score[frozenset(("Nike", "Найки"))] == pytest.approx(0.7)  # via Найк: min(0.9, 0.7)
+    assert score[frozenset(("Nike", "Найк"))] == pytest.approx(0.9)
+    assert score[frozenset(("Найки", "Нокиа"))] == pytest.approx(0.3)  # the groups join at 0.3
+    assert len(closed) == 10 and (closed["a"] < closed["b"]).all() and closed["score"].is_monotonic_decreasing
+    assert set(closed.loc[closed["sim_ngram"].isna(), "sources"]) == {"closure"}
+    # accepting >= t accepts whole groups: the accepted pairs are transitive
+    accepted = closed[closed["score"] >= 0.5]
+    assert _pairs(accepted) == {
+        frozenset(p) for p in (("Nike", "Найк"), ("Nike", "Найки"), ("Найк", "Найки"), ("Nokia", "Нокиа"))
+    }
+
+
+def test_close_groups_cap_and_average_linkage() -> None:
+    chain = _frame([(f"n{i:02d}", f"n{i + 1:02d}", 0.9 - i * 0.01) for i in range(30)])
+    capped = close_groups(chain, max_group=5)
+    assert capped.groupby("a").size().max() <= 4
+    assert len(close_groups(chain, max_group=100)) == 31 * 30 // 2
+    cands = _frame([("a1", "a2", 0.9), ("b1", "b2", 0.9), ("a1", "b1", 0.8)])
+    single = close_groups(cands)
+    average = close_groups(cands, linkage="average")
+    s = {frozenset((a, b)): x for a, b, x in zip(single["a"], single["b"], single["score"], strict=True)}
+    m = {frozenset((a, b)): x for a, b, x in zip(average["a"], average["b"], average["score"], strict=True)}
+    assert s[frozenset(("a2", "b2"))] == pytest.approx(0.8)
+    assert m[frozenset(("a2", "b2"))] == pytest.approx(0.2)  # one pair of four across the groups
+    assert m[frozenset(("a1", "b1"))] == pytest.approx(0.8)  # a direct pair keeps its own, higher score
+    assert close_groups(cands.iloc[:0]).empty
+    with pytest.raises(ValueError, match="linkage"):
+        close_groups(cands, linkage="complete")
+    assert MAX_BUCKET >= 2

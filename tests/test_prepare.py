@@ -1,22 +1,18 @@
-"""prepare: schema validation errors, group-level splits, leakage guard, outputs."""
+"""prepare: group-level splits, leakage guard, outputs (bad input: test_bad_input.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import ROOT, small_params
+from conftest import small_params
 from mpembed.benchmarks.data import ClassificationSplit, RetrievalSplit, load_split, load_train
 from mpembed.benchmarks.registry import BENCHMARKS
 from mpembed.data.prepare import eval_texts, run_prepare
 from mpembed.data.splits import assert_no_leakage, assign_groups, find_leaks, normalize_text
-from mpembed.errors import DataError, LeakageError
+from mpembed.errors import LeakageError
 from mpembed.guard import check_training_leakage
 
 
@@ -85,52 +81,4 @@ def test_same_seed_same_outputs(sample_dir, tmp_path):
         assert a == b
 
 
-def _corrupt(raw: Path, table: str, edit) -> None:
-    frame = pd.read_csv(raw / f"{table}.csv", dtype=str, keep_default_na=False)
-    frame = edit(frame)
-    frame.to_csv(raw / f"{table}.csv", index=False)
-
-
-@pytest.mark.parametrize(
-    ("table", "edit", "row", "column", "what"),
-    [
-        ("products", lambda f: f.drop(columns=["title"]), None, "title", "missing required column"),
-        ("products", lambda f: f.assign(title=f["title"].mask(f.index == 4, "   ")), 5, "title", "empty"),
-        ("reviews", lambda f: f.assign(rating=f["rating"].mask(f.index == 2, "7")), 3, "rating", "outside"),
-        ("reviews", lambda f: f.assign(rating=f["rating"].mask(f.index == 0, "five")), 1, "rating", "number"),
-        ("users", lambda f: f.assign(gender=f["gender"].mask(f.index == 1, "unknown")), 2, "gender", "unknown label"),
-        ("products", lambda f: pd.concat([f, f.iloc[[3]].assign(title="другой")]), None, "nm_id", "duplicate"),
-        ("reviews", lambda f: f.assign(nm_id=f["nm_id"].mask(f.index == 0, "99999999")), 1, "nm_id", "not in products"),
-    ],
-)
-def test_bad_input_names_file_row_column_and_writes_nothing(raw_copy, tmp_path, table, edit, row, column, what):
-    _corrupt(raw_copy, table, edit)
-    with pytest.raises(DataError) as err:
-        _prepare(raw_copy, tmp_path)
-    msg = str(err.value)
-    assert f"{table}.csv" in msg and f"column '{column}'" in msg and what in msg
-    if row is not None:
-        assert f"row {row}," in msg
-    assert not (tmp_path / "prepared").exists() and not (tmp_path / "prepare.json").exists()
-
-
-def test_broken_utf8_and_truncated_csv_are_named(raw_copy, tmp_path):
-    path = raw_copy / "reviews.csv"
-    path.write_bytes(path.read_bytes()[:-40].rstrip(b"\n") + b',"unterminated\n')
-    with pytest.raises(DataError, match=r"reviews\.csv, row \d+"):
-        _prepare(raw_copy, tmp_path)
-    path.write_bytes(b"review_id,nm_id,text,rating\n1,1,\xff\xfe bad,5\n")
-    with pytest.raises(DataError, match="not valid UTF-8"):
-        _prepare(raw_copy, tmp_path)
-
-
-def test_stage_cli_prints_one_line_and_exits_nonzero(raw_copy, tmp_path):
-    _corrupt(raw_copy, "products", lambda f: f.assign(title=f["title"].mask(f.index == 9, "")))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": {"raw_dir": str(raw_copy)}}))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "stages.prepare"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "products.csv, row 10, column 'title'" in lines[0]
-    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+# Bad-input cases (schema errors, broken files, bad params) live in test_bad_input.py.

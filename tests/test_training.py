@@ -10,7 +10,14 @@ import torch
 
 from mpembed.models.resolve import build_base_model
 from mpembed.training.heads import ClassificationHeadLoss, Heads, save_heads
-from mpembed.training.tasks import Task, resample, task_sizes
+from mpembed.training.tasks import (
+    Task,
+    distill_task,
+    make_loss,
+    resample,
+    task_sizes,
+    with_teacher_embeddings,
+)
 from mpembed.training.trainer import freeze
 
 
@@ -70,3 +77,29 @@ def test_classification_head_learns_and_reloads(minilm, tmp_path: Path):
     heads = Heads.load(tmp_path)
     assert heads.tasks == ["polarity"]
     assert heads.predict(minilm, "polarity", texts) == ["bad", "bad", "good", "good"]
+
+
+def test_distill_task_targets_the_untrained_model_and_starts_at_zero_loss(minilm):
+    qa = Task("qa_goods", "qa_goods", [{"anchor": "where made?", "positive": "Made in Turkey"}], "ranking",
+              {"anchor": "query", "positive": "passage"})
+    label = Task("Gender", "classification", [{"text": "dress, heels", "label": 1}], "label", {"text": "query"})
+    task = distill_task([qa, label])
+    assert task.family == "distill"
+    assert task.rows == [
+        {"prompt": "passage", "text": "Made in Turkey"},
+        {"prompt": "query", "text": "dress, heels"},
+        {"prompt": "query", "text": "where made?"},
+    ]
+    rows = with_teacher_embeddings(task.rows, minilm, batch_size=2)
+    assert [r["text"] for r in rows] == [minilm.prompts.get(r["prompt"], "") + r["text"] for r in task.rows]
+    expected = minilm.encode([r["text"] for r in rows], normalize_embeddings=True)
+    np.testing.assert_allclose(np.array([r["label"] for r in rows]), expected, atol=1e-6)
+    loss = make_loss(task, minilm)
+    value = loss([minilm.tokenize([r["text"] for r in rows])], torch.tensor([r["label"] for r in rows]))
+    assert float(value.detach()) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_classification_benchmark_can_outweigh_its_siblings():
+    tasks = [_task("qa", "qa_goods"), _task("c1", "classification"), _task("c2", "classification")]
+    sizes = task_sizes(tasks, {"qa_goods": 1.0, "classification": 3.0, "c1": 2.0}, total=800)
+    assert sizes == {"qa": 200, "c1": 400, "c2": 200}

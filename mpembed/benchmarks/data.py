@@ -56,6 +56,7 @@ class BenchmarkData:
     dev: EvalSplit
     test: EvalSplit
     dropped: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # notable but valid input, e.g. one-spelling brands
 
 
 def save(data: BenchmarkData, folder: Path) -> None:

@@ -217,7 +217,10 @@ def load_brand_syns(t: Tables, lim_q: int, lim_items: int, seed: int) -> Benchma
         dropped["no_relevant"] += n
         return out
 
-    return BenchmarkData(train=[], dropped=dropped, **_eval_splits(build, lim_q, seed))
+    # A brand with one spelling has nothing to retrieve: valid input, its queries are dropped and counted.
+    single = int(b.groupby("brand_id").size().eq(1).sum())
+    return BenchmarkData(train=[], dropped=dropped, counts={"single_spelling_brands": single},
+                         **_eval_splits(build, lim_q, seed))
 
 
 # --- classification ------------------------------------------------------------------------------
@@ -230,7 +233,10 @@ def _cls_loader(frame_fn: Callable[[Tables], pd.DataFrame]) -> Callable[..., Ben
         train = f[f["split"] == "train"][["id", "text", "label"]].to_dict("records")
         dev = _classification(f[f["split"] == "dev"], max(10, lim_items // 2), seed)
         test = _classification(f[f["split"] == "test"], lim_items, seed)
-        return BenchmarkData(train=train, dev=dev, test=test)
+        # A label with one example (e.g. a category with a single product) is valid but cannot be
+        # learnt from and tested on at once; counted so a report can say so.
+        single = int(f["label"].value_counts().eq(1).sum())
+        return BenchmarkData(train=train, dev=dev, test=test, counts={"single_item_labels": single})
 
     return load
 

@@ -73,8 +73,10 @@ def candidate_keys(candidates: pd.DataFrame, kind: str) -> list[Key]:
     if missing:
         raise ValueError(f"{kind} candidates lack columns {missing}")
     if kind == "brands":
-        return [decision_key(kind, pair) for pair in zip(candidates["a"].astype(str), candidates["b"].astype(str),
-                                                          strict=True)]
+        return [
+            decision_key(kind, pair)
+            for pair in zip(candidates["a"].astype(str), candidates["b"].astype(str), strict=True)
+        ]
     return list(zip(*(id_strings(candidates[c]) for c in cols), strict=True))
 
 
@@ -94,16 +96,18 @@ def read_decisions(path: str | Path, kind: Kind) -> pd.DataFrame:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise DataError(path, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at line {line})",
-                        row=line - 1 or None) from None
+        raise DataError(
+            path, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at line {line})", row=line - 1 or None
+        ) from None
     if not text.strip():
         return _empty(kind, path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)
     except csv.Error as err:
-        raise DataError(path, f"malformed CSV ({err}); is the file truncated?",
-                        row=max(reader.line_num - 1, 1)) from None
+        raise DataError(
+            path, f"malformed CSV ({err}); is the file truncated?", row=max(reader.line_num - 1, 1)
+        ) from None
     header = [h.strip() for h in records[0]]
     for col in columns:
         if col not in header:
@@ -134,8 +138,12 @@ def _validated_row(path: Path, kind: str, row: int, values: dict[str, str]) -> d
         raise DataError(path, f"a and b are the same spelling {values['a']!r}", row=row, column="b")
     decision = values["decision"].strip().lower()
     if decision not in DECISIONS:
-        raise DataError(path, f"unknown decision {values['decision']!r}; expected one of {', '.join(DECISIONS)}",
-                        row=row, column="decision")
+        raise DataError(
+            path,
+            f"unknown decision {values['decision']!r}; expected one of {', '.join(DECISIONS)}",
+            row=row,
+            column="decision",
+        )
     values["decision"] = decision
     return values
 
@@ -145,8 +153,9 @@ def decided_keys(decisions: pd.DataFrame, kind: Kind) -> set[Key]:
     return {decision_key(kind, v) for v in zip(*(decisions[c] for c in KEYS[kind]), strict=True)}
 
 
-def append_decision(path: str | Path, kind: Kind, item: Sequence[object], decision: str,
-                    annotated_at: str | None = None) -> None:
+def append_decision(
+    path: str | Path, kind: Kind, item: Sequence[object], decision: str, annotated_at: str | None = None
+) -> None:
     """Append one decision line (creating the file with its header) in a single write, then fsync:
     a session killed at any moment leaves each line either whole or absent."""
     columns = _kind_columns(kind)
@@ -213,7 +222,30 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _latest_known(decisions: pd.DataFrame, kind: Kind, keys: list[Key], strict: bool) -> tuple[dict[Key, str], int]:
+def check_known_ids(decisions: pd.DataFrame, kind: Kind, known: set[str]) -> pd.DataFrame:
+    """`decisions` unchanged if every id it names exists (a product `nm_id` for triplets, a brand
+    spelling for brands); otherwise a `DataError` naming the file, the first such row and column.
+
+    This is the fatal case: a decision about something that is not in the data at all (a typo, a
+    log from another dataset). A decision about a known item that is no longer a *candidate* (after
+    a params change) is not checked here; the `apply_*_decisions(strict=False)` counts it.
+    """
+    what = "product id (nm_id)" if kind == "triplets" else "brand spelling"
+    for idx, row in zip(decisions.index, decisions[list(KEYS[kind])].itertuples(index=False), strict=True):
+        for col, value in zip(KEYS[kind], row, strict=True):
+            if str(value).strip() not in known and str(value) not in known:
+                raise DataError(
+                    decisions.attrs.get("path", f"{kind} decisions"),
+                    f"{value!r} is not a known {what}; fix or remove the line",
+                    row=int(idx) + 1,
+                    column=col,
+                )
+    return decisions
+
+
+def _latest_known(
+    decisions: pd.DataFrame, kind: Kind, keys: list[Key], strict: bool
+) -> tuple[dict[Key, str], int]:
     """Last decision per candidate item, and the number of distinct decided items that are not
     candidates; with `strict` the first such line is a `DataError` (file, row, column)."""
     missing = [c for c in COLUMNS[kind] if c not in decisions.columns and c != "annotated_at"]
@@ -231,12 +263,16 @@ def _latest_known(decisions: pd.DataFrame, kind: Kind, keys: list[Key], strict: 
             unknown.setdefault(key, (int(idx), values))
     if unknown and strict:
         idx, values = next(iter(unknown.values()))
-        column, what = _unknown_reason(kind, tuple(str(v).strip() for v in values) if kind == "triplets" else values,
-                                       known)
-        raise DataError(decisions.attrs.get("path", f"{kind} decisions"),
-                        f"{what}; {len(unknown)} decided item(s) are not among the current candidates "
-                        "(decided on other candidate data? fix or remove those lines)",
-                        row=idx + 1, column=column)
+        column, what = _unknown_reason(
+            kind, tuple(str(v).strip() for v in values) if kind == "triplets" else values, known
+        )
+        raise DataError(
+            decisions.attrs.get("path", f"{kind} decisions"),
+            f"{what}; {len(unknown)} decided item(s) are not among the current candidates "
+            "(decided on other candidate data? fix or remove those lines)",
+            row=idx + 1,
+            column=column,
+        )
     return latest, len(unknown)
 
 
@@ -265,8 +301,9 @@ def _counts(human: pd.Series, auto_accepted: int, unknown: int) -> dict[str, int
     }
 
 
-def apply_triplet_decisions(candidates: pd.DataFrame, decisions: pd.DataFrame, *,
-                            strict: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
+def apply_triplet_decisions(
+    candidates: pd.DataFrame, decisions: pd.DataFrame, *, strict: bool = True
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Candidates without the human-rejected triplets, with a `human` column ("accepted" /
     "rejected" / ""), and counts {auto_accepted, human_accepted, human_rejected, unknown_ids}.
 
@@ -282,8 +319,9 @@ def apply_triplet_decisions(candidates: pd.DataFrame, decisions: pd.DataFrame, *
     return kept, counts
 
 
-def apply_brand_decisions(candidates: pd.DataFrame, decisions: pd.DataFrame, *,
-                          strict: bool = True) -> tuple[pd.DataFrame, dict[str, int]]:
+def apply_brand_decisions(
+    candidates: pd.DataFrame, decisions: pd.DataFrame, *, strict: bool = True
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """All candidates, `accepted` overridden by people (accept -> 1, reject -> 0, whatever the
     score) and a `human` column, plus the counts of `apply_triplet_decisions`.
 

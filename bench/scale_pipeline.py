@@ -1,0 +1,214 @@
+"""Time and peak memory of the data stages at 10k, 100k and 1M generated products.
+
+    .venv/bin/python bench/scale_pipeline.py                                  # 10k, 100k, 1M
+    .venv/bin/python bench/scale_pipeline.py --sizes 10000 --raw 100000=/tmp/raw100k
+
+For each size a throw-away project is made under --work: the checkout's `mpembed/`, `stages/`,
+`params.yaml` (with `sample.n_products` set to the size and `triplets.embedder` to --embedder),
+`data/annotations/` copied, `models/base` linked. Each stage then runs as its own process
+(`python -m stages.<stage>`), timed by wall clock and by its CPU time (user + system, all its
+threads: on a shared machine the steadier figure); its peak RSS is the child's `ru_maxrss` from
+`os.wait4`, so it is that stage alone. `--raw SIZE=DIR` links an already generated `data/raw`
+instead of running `sample` (the generator is the slowest part at 1M and its output for a seed
+and size never changes). The report gives the growth exponent log(t_big / t_small) / log(size
+ratio) between consecutive sizes: 1.0 is linear, n log n between 100k and 1M is about 1.1.
+Never touches the checkout's data/, models/, metrics/ or dvc state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from itertools import pairwise
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("sample", "prepare", "brand_candidates", "triplets")
+# What the stage's main output holds, for the table: (file, what a row is)
+OUTPUTS = {
+    "sample": ("data/raw/products.csv", "products"),
+    "prepare": ("data/prepared/products.csv", "products kept"),
+    "brand_candidates": ("data/candidates/brand_candidates.csv", "brand candidate pairs"),
+    "triplets": ("data/candidates/triplet_candidates.csv", "triplets"),
+}
+# The TripletsParams field the `triplets.embedder` param needs (the lead applies it to mpembed/params.py;
+# until then the bench adds it to its own copy so the param validates).
+EMBEDDER_FIELD = '    embedder: Literal["model", "char_ngrams"] = "model"\n'
+
+
+def make_project(work: Path, n: int, embedder: str, raw: Path | None, products: Path | None = None) -> Path:
+    project = work / f"n{n}"
+    if project.exists():
+        shutil.rmtree(project)
+    project.mkdir(parents=True)
+    for folder in ("mpembed", "stages"):
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "annotations", project / "data" / "annotations")
+    (project / "models").mkdir()
+    (project / "models" / "base").symlink_to((ROOT / "models" / "base").resolve())
+    if raw is not None:
+        (project / "data" / "raw").symlink_to(raw.resolve())
+    if products is not None:
+        (project / "data" / "prepared").mkdir(parents=True)
+        (project / "data" / "prepared" / "products.csv").symlink_to(products.resolve())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["sample"]["n_products"] = n
+    params["triplets"]["embedder"] = embedder
+    (project / "params.yaml").write_text(
+        yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    schema = project / "mpembed" / "params.py"
+    text = schema.read_text(encoding="utf-8")
+    if "embedder:" not in text:
+        anchor = "    max_anchors: int | None = Field(None, ge=1)\n"
+        schema.write_text(
+            text.replace(anchor, anchor + EMBEDDER_FIELD), encoding="utf-8"
+        )  # Literal is imported
+    return project
+
+
+def run_stage(project: Path, stage: str, log: Path) -> tuple[float, float, float, int]:
+    """(wall seconds, CPU seconds, peak RSS MiB, exit code) of `python -m stages.<stage>` in `project`."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(project),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TQDM_DISABLE": "1",
+    }
+    with open(log, "w", encoding="utf-8") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"stages.{stage}"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+    cpu = usage.ru_utime + usage.ru_stime
+    return seconds, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def count_rows(path: Path) -> int:
+    with open(path, "rb") as f:
+        return max(sum(1 for _ in f) - 1, 0)
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def exponents(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    out = []
+    by = {(r["products"], r["stage"]): r for r in rows if r["exit"] == 0}
+    sizes = sorted({r["products"] for r in rows})
+    for small, big in pairwise(sizes):
+        for stage in STAGES:
+            a, b = by.get((small, stage)), by.get((big, stage))
+            if a and b and a["seconds"] > 0:
+                ratio = math.log(big / small)
+                out.append(
+                    {
+                        "stage": stage,
+                        "sizes": f"{small} -> {big}",
+                        "wall-time exponent": round(math.log(b["seconds"] / a["seconds"]) / ratio, 2),
+                        "CPU-time exponent": round(math.log(b["CPU s"] / a["CPU s"]) / ratio, 2),
+                        "memory exponent": round(math.log(b["peak RSS MiB"] / a["peak RSS MiB"]) / ratio, 2),
+                    }
+                )
+    return out
+
+
+def write_report(path: Path, args: argparse.Namespace, rows: list[dict[str, object]]) -> None:
+    load = os.getloadavg()
+    parts = [
+        "# Data stages at 10k, 100k and 1M generated products",
+        f"`python bench/scale_pipeline.py --sizes {args.sizes} --embedder {args.embedder}"
+        + "".join(f" --raw {r}" for r in args.raw or [])
+        + "".join(f" --prepared-products {r}" for r in args.prepared_products or [])
+        + (f" --stages {args.stages}" if args.stages != ",".join(STAGES) else "")
+        + f"` on {platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} at the end "
+        "(DVC training runs shared the cores: times are upper bounds). Method: see the script's docstring.",
+        markdown(rows) if rows else "(no stage finished)",
+    ]
+    exp = exponents(rows)
+    if exp:
+        parts += [
+            "Growth exponents, log(t_big / t_small) / log(size ratio) (1.0 = linear; n log n from "
+            "100k to 1M is about 1.1):",
+            markdown(exp),
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument(
+        "--embedder",
+        default="char_ngrams",
+        choices=("char_ngrams", "model"),
+        help="triplets.embedder for the timed runs (the e5 model needs hours at 1M on a CPU)",
+    )
+    parser.add_argument("--raw", action="append", help="SIZE=DIR: use this generated data/raw, skip `sample`")
+    parser.add_argument(
+        "--prepared-products",
+        action="append",
+        help="SIZE=FILE: a prepared products.csv for stages run without `prepare` (e.g. --stages triplets)",
+    )
+    parser.add_argument("--work", default="/tmp/mpembed-scale")
+    parser.add_argument("--out", default="reports/scale.md")
+    parser.add_argument("--keep", action="store_true", help="keep the projects under --work")
+    args = parser.parse_args()
+    raws = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.raw or [])}
+    prepared = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.prepared_products or [])}
+    stages = [s for s in STAGES if s in args.stages.split(",")]
+    rows: list[dict[str, object]] = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        project = make_project(Path(args.work), n, args.embedder, raws.get(n), prepared.get(n))
+        for stage in stages:
+            if stage == "sample" and n in raws:
+                continue
+            seconds, cpu, peak, code = run_stage(project, stage, project / f"{stage}.log")
+            file, what = OUTPUTS[stage]
+            rows.append(
+                {
+                    "products": n,
+                    "stage": stage,
+                    "exit": code,
+                    "seconds": round(seconds, 1),
+                    "CPU s": round(cpu, 1),
+                    "peak RSS MiB": round(peak),
+                    "output rows": count_rows(project / file) if code == 0 else "-",
+                    "rows are": what,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+            write_report(Path(args.out), args, rows)
+            if code != 0:
+                print((project / f"{stage}.log").read_text(encoding="utf-8")[-2000:], file=sys.stderr)
+                break
+        if not args.keep:
+            shutil.rmtree(project, ignore_errors=True)
+    write_report(Path(args.out), args, rows)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
