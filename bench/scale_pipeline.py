@@ -40,10 +40,6 @@ OUTPUTS = {
     "brand_candidates": ("data/candidates/brand_candidates.csv", "brand candidate pairs"),
     "triplets": ("data/candidates/triplet_candidates.csv", "triplets"),
 }
-# The TripletsParams field the `triplets.embedder` param needs (the lead applies it to mpembed/params.py;
-# until then the bench adds it to its own copy so the param validates).
-EMBEDDER_FIELD = '    embedder: Literal["model", "char_ngrams"] = "model"\n'
-
 
 def make_project(work: Path, n: int, embedder: str, raw: Path | None, products: Path | None = None) -> Path:
     project = work / f"n{n}"
@@ -66,13 +62,6 @@ def make_project(work: Path, n: int, embedder: str, raw: Path | None, products: 
     (project / "params.yaml").write_text(
         yaml.safe_dump(params, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
-    schema = project / "mpembed" / "params.py"
-    text = schema.read_text(encoding="utf-8")
-    if "embedder:" not in text:
-        anchor = "    max_anchors: int | None = Field(None, ge=1)\n"
-        schema.write_text(
-            text.replace(anchor, anchor + EMBEDDER_FIELD), encoding="utf-8"
-        )  # Literal is imported
     return project
 
 

@@ -26,7 +26,7 @@ def main() -> None:
     missing = [b.name for b in benchmarks if any(b.name not in reference.get(k, {}) for k in ("base", "baseline"))]
     if missing:
         raise DataError(REFERENCE, f"no reference scores for {missing}; run `dvc repro reference`")
-    embed = Embedder(load_model("models/embedder", max_seq_length=p.max_seq_length), batch_size=p.batch_size)
+    embed = Embedder(load_model("models/trained", max_seq_length=p.max_seq_length), batch_size=p.batch_size)
     finetuned = evaluate_model(embed, benchmarks, PREPARED, p, seed, p.classifier_max_train, "finetuned")
     results = {"base": reference["base"], "finetuned": finetuned, "baseline": reference["baseline"]}
     metrics = metrics_json(results, benchmarks)

@@ -1,8 +1,9 @@
-"""Stage `train`: multi-task fine-tuning of the base encoder; writes models/embedder.
+"""Stage `train`: multi-task fine-tuning of the base encoder; writes models/trained (`export` turns
+it into models/embedder).
 
 With `train.nproc: N > 1` the stage re-runs itself as `python -m torch.distributed.run
 --nproc_per_node N -m stages.train` (the DVC `cmd` stays the same); every process trains on its
-share of the batches and only rank 0 writes models/embedder, metrics/train.json and dvclive/train.
+share of the batches and only rank 0 writes models/trained, metrics/train.json and dvclive/train.
 """
 
 import shutil
@@ -61,7 +62,7 @@ def _train(params: Params) -> None:
         result = train(model, datasets, losses, prompts, evaluator, p, seed, checkpoints, live_dir)
     if not distributed.is_main():
         return
-    with atomic_dir("models/embedder") as tmp:
+    with atomic_dir("models/trained") as tmp:
         model.save(str(tmp))
         heads = save_heads(losses, tmp)
         prepend(tmp / "README.md", project_section(params, folder_fingerprint(PREPARED), heads, result))

@@ -212,7 +212,7 @@ def _train_run(project: Path, nproc: int) -> tuple[dict, str]:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["nproc"] = nproc
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, allow_unicode=True))
-    for out in ("models/embedder", "dvclive"):
+    for out in ("models/trained", "dvclive"):
         shutil.rmtree(project / out, ignore_errors=True)
     (project / "metrics/train.json").unlink(missing_ok=True)
     stdout = _stage("train", project)
@@ -249,14 +249,14 @@ def test_train_under_torchrun_matches_one_process(tiny_project: Path):
 
     models = tiny_project / "models"
     assert sorted(p.name for p in models.iterdir() if p.name != ".gitignore") in (
-        ["base", "embedder"],
-        [".checkpoints", "base", "embedder"],
+        ["base", "trained"],
+        [".checkpoints", "base", "trained"],
     )
-    assert not list(models.glob(".checkpoints/*/checkpoint-*")) and not list(models.glob(".embedder*"))
+    assert not list(models.glob(".checkpoints/*/checkpoint-*")) and not list(models.glob(".trained*"))
     assert not list((tiny_project / "metrics").glob(".train.json*"))
-    emb = SentenceTransformer(str(models / "embedder"), device="cpu")
+    emb = SentenceTransformer(str(models / "trained"), device="cpu")
     assert emb.encode(["red shoes"]).shape == (1, 384)
-    assert json.loads((models / "embedder/heads/labels.json").read_text())
+    assert json.loads((models / "trained/heads/labels.json").read_text())
     task_plots = tiny_project / "dvclive/train/plots/metrics" / TASK_LOSS_PREFIX.rstrip("/")
     assert len(list(task_plots.glob("*.tsv"))) >= 2
 

@@ -28,7 +28,7 @@ from mpembed.io import STAGING, temp_files
 
 pytestmark = pytest.mark.slow
 
-ORDER = ("sample", "base_model", "prepare", "brand_candidates", "triplets", "train", "reference", "evaluate")
+ORDER = ("sample", "base_model", "prepare", "brand_candidates", "triplets", "train", "reference", "evaluate", "export")
 SEED = 20240611
 TINY = {
     "sample": {"n_products": 150},

@@ -103,3 +103,24 @@ def test_a_classification_benchmark_can_outweigh_its_siblings():
     tasks = [_task("qa", "qa_goods"), _task("c1", "classification"), _task("c2", "classification")]
     sizes = task_sizes(tasks, {"qa_goods": 1.0, "classification": 3.0, "c1": 2.0}, total=800)
     assert sizes == {"qa": 200, "c1": 400, "c2": 200}
+
+
+def test_model_card_gets_the_benchmark_table_before_the_training_params(tmp_path: Path):
+    from mpembed.benchmarks.registry import BENCHMARKS
+    from mpembed.training.model_card import benchmark_section, insert_before
+
+    two = BENCHMARKS[:2]
+    scores = {"base": 0.5, "finetuned": 0.75, "baseline": 0.25}
+    metrics = {
+        "mean": scores,
+        "wins": 2,
+        **{m: {b.name: {b.main_metric: v} for b in two} for m, v in scores.items()},
+    }
+    card = tmp_path / "README.md"
+    card.write_text("# Model\n\nTraining params:\n\n{}\n", encoding="utf-8")
+    insert_before(card, "Training params:", benchmark_section(metrics, two))
+    text = card.read_text(encoding="utf-8")
+    assert text.index("## Benchmarks (test splits)") < text.index("Training params:")
+    assert f"| {two[0].name} | {two[0].main_metric} | 0.500 | 0.750 | 0.250 | +0.250 |" in text
+    assert "| **mean** |  | **0.500** | **0.750** | **0.250** | +0.250 |" in text
+    assert "beats base on 2 of 2 benchmarks" in text
