@@ -97,16 +97,16 @@ def _metrics(project: Path) -> tuple[dict, dict]:
 
 
 def _fresh_copy(repo: Path, name: str) -> Path:
-    """A copy of the reference run with `train` and `evaluate` never run: their dvc.lock entries, outputs
+    """A copy of the reference run with `train`, `evaluate` and `export` never run: their dvc.lock entries, outputs
     and run-cache entries removed, so that a plain `dvc repro` trains from scratch again."""
     dst = repo.parent / name
     shutil.copytree(_pristine(repo), dst, symlinks=True)
     lock = yaml.safe_load((dst / "dvc.lock").read_text())
-    for stage in ("train", "evaluate"):
+    for stage in ("train", "evaluate", "export"):
         del lock["stages"][stage]
     (dst / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
     shutil.rmtree(dst / ".dvc/cache/runs")
-    for rel in ("models/embedder", "dvclive"):
+    for rel in ("models/trained", "models/embedder", "dvclive"):
         shutil.rmtree(dst / rel)
     for rel in ("metrics/train.json", "metrics/benchmarks.json"):
         (dst / rel).unlink()
@@ -201,7 +201,7 @@ def test_killed_train_resumes_from_its_last_checkpoint_with_identical_metrics(re
     assert saved and proc.returncode == -signal.SIGKILL, (
         "train finished (or failed) before a checkpoint was seen"
     )
-    assert not (resumed / "models/embedder").exists()
+    assert not (resumed / "models/trained").exists()
     out = _run(["dvc", "repro"], resumed).stdout
     found = re.search(r"resuming from (\S*checkpoint-(\d+))", out)
     assert found and int(found.group(2)) > 0, out[-3000:]
