@@ -67,7 +67,9 @@ def markdown_report(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchm
 
 def write_plots(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...], folder: Path) -> None:
     """Rows for `dvc plots`: a per-benchmark bar chart and a confusion matrix per classification benchmark."""
-    rows = [{"benchmark": b.name, "model": n, "score": round(models[n][b.name]["metrics"][b.main_metric], 4)}
+    # One bar per benchmark x model ("bar" is the y axis): DVC's bar template stacks rows that share a y.
+    rows = [{"bar": f"{b.name.removeprefix('WB').replace('Classification', '')} / {n}", "benchmark": b.name, "model": n,
+             "score": round(models[n][b.name]["metrics"][b.main_metric], 4)}
             for b in benchmarks for n in models]
     write_json(folder / "scores.json", rows)
     if "finetuned" in models:
