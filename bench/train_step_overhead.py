@@ -9,17 +9,20 @@ triplets` first) and the `train` group of params.yaml.
 * ours: `mpembed.training.trainer.train` exactly as the `train` stage calls it (our datasets, losses,
   prompts, multi-dataset batch sampler, dev evaluator, DVCLive callback, SentenceTransformerTrainer),
   for `--warmup + --steps` steps with `eval_steps` past the end, so no dev evaluation or checkpoint
-  falls inside the timed steps (their cost is per `eval_steps`, not per step; reported apart below).
+  falls inside the timed steps (their cost is per `eval_steps`, not per step: `--time-eval`).
   A step's time is the interval between two `on_step_end` callbacks: fetching and collating the
   batch, forward, backward, gradient clipping, optimizer and scheduler step, logging, callbacks.
 * bare: a fresh copy of the same model (same frozen layers), the same loss modules (`make_loss`),
-  torch AdamW with the same learning rates (classification heads at `head_lr`), and a manual loop
-  over the very batches ours consumed, in the same order: prompts + tokenize -> loss -> backward ->
-  optimizer.step -> zero_grad.
+  torch's fused AdamW (the trainer's default `adamw_torch_fused`) with the same learning rates
+  (classification heads at `head_lr`), and a manual loop over the very batches ours consumed, in
+  the same order: `model.preprocess` (prompt + tokenize, as the collator does) -> loss -> backward
+  -> optimizer.step -> zero_grad.
 
-Rounds alternate ours and bare (fresh models each round) so slow drift of a shared machine hits both
-sides alike; the figure is the median step time over the timed steps of all rounds, after `--warmup`
-steps per round. Prints the ratio ours/bare (target <= 1.10).
+The two loops run in lockstep, in one process: right after each of our steps, the bare loop takes
+its step on the same batch, so load changes on a shared machine hit both sides alike. Figures: the
+median step time of each side over the timed steps of all rounds (after `--warmup` steps per round;
+fresh models each round), their ratio ours/bare (target <= 1.10), and the median of the per-step
+ratios (each step paired with the bare step on the same batch).
 """
 
 from __future__ import annotations
@@ -46,39 +49,99 @@ from mpembed.training.heads import ClassificationHeadLoss
 from mpembed.training.tasks import build_inputs, collect_tasks, make_loss
 
 _LABEL_COLUMNS = ("label", "score")
+# the trainer class `mpembed.training.trainer.train` instantiates
+_TRAINER_CLASS = (
+    "MultiTaskTrainer" if hasattr(trainer_mod, "MultiTaskTrainer") else "SentenceTransformerTrainer"
+)
 
 
-class _StepTimer(TrainerCallback):
-    def __init__(self) -> None:
-        self.ends: list[float] = []
+class Bare:
+    """The bare loop's state: a fresh model, the same losses, AdamW; `step(batch)` times one step."""
+
+    def __init__(self, folder: Path, p, seed: int, tasks, prompts: dict, names: list[str]):
+        set_seed(seed)
+        self.model = load_model(str(folder), max_seq_length=p.max_seq_length)
+        trainer_mod.freeze(self.model, p.freeze_embeddings, p.freeze_layers)
+        by_name = {t.name: t for t in tasks}
+        self.losses = {name: make_loss(by_name[name], self.model) for name in names}
+        heads = [
+            q
+            for loss in self.losses.values()
+            if isinstance(loss, ClassificationHeadLoss)
+            for q in loss.head.parameters()
+        ]
+        head_ids = {id(q) for q in heads}
+        body = [q for q in self.model.parameters() if q.requires_grad and id(q) not in head_ids]
+        groups = [{"params": body, "lr": p.lr}]
+        if heads:
+            groups.append({"params": heads, "lr": p.head_lr})
+        # fused, as the trainer's default optimizer (`adamw_torch_fused`): the comparison is of the loops
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=p.weight_decay, fused=True)
+        self.prompts = prompts
+        self.model.train()
+
+    def step(self, batch: list[dict]) -> float:
+        start = time.perf_counter()
+        name = batch[0]["dataset_name"]
+        columns = [c for c in batch[0] if c != "dataset_name"]
+        label_col = next((c for c in columns if c in _LABEL_COLUMNS), None)
+        features = [
+            self.model.preprocess([row[c] for row in batch], prompt=self.prompts[name].get(c) or None)
+            for c in columns
+            if c != label_col
+        ]
+        labels = torch.tensor([row[label_col] for row in batch]) if label_col else None
+        loss = self.losses[name](features, labels)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return time.perf_counter() - start
+
+
+class _LockstepTimer(TrainerCallback):
+    """Times each of our steps and, right after it, runs and times the bare step on the same batch.
+
+    Our step k is the time from the end of the bare step k-1 to our `on_step_end` k, so the two loops
+    alternate step by step and see the same machine load.
+    """
+
+    def __init__(self, batches: list, bare: Bare):
+        self.batches, self.bare = batches, bare
+        self.ours: list[float] = []
+        self.bare_times: list[float] = []
+        self.mark = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.ends = [time.perf_counter()]
+        self.mark = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.ends.append(time.perf_counter())
+        self.ours.append(time.perf_counter() - self.mark)
+        # accelerate's dataloader fetches one batch ahead: step k's batch is the k-th one collated
+        self.bare_times.append(self.bare.step(self.batches[len(self.ours) - 1]))
+        self.mark = time.perf_counter()
 
 
-def _timed_trainer(timer: _StepTimer, batches: list):
-    """SentenceTransformerTrainer with a step timer and a collator that records the raw batches."""
-    base = trainer_mod.SentenceTransformerTrainer
+def _timed_trainer(timer: TrainerCallback, batches: list):
+    """Our trainer class with a step timer and a collator that records the raw batches."""
+    base = getattr(trainer_mod, _TRAINER_CLASS)
 
     class Timed(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args, callbacks=None, **kwargs):
             super().__init__(*args, callbacks=[*(callbacks or []), timer], **kwargs)
-            collate = self.data_collator
+            collator = self.data_collator
 
-            def recording(features):
-                batches.append([dict(f) for f in features])
-                return collate(features)
+            class Recording(type(collator)):  # type: ignore[misc]
+                def __call__(self, features):
+                    batches.append([dict(f) for f in features])
+                    return super().__call__(features)
 
-            self.data_collator = recording
+            collator.__class__ = Recording  # keeps every attribute the trainer reads from it
 
     return Timed
 
 
-def run_ours(folder: Path, params, seed: int, project: Path, n_steps: int, work: Path):
-    """Our setup for `n_steps`; returns step times, the raw batches, and the inputs to rebuild the losses."""
+def run_round(folder: Path, params, seed: int, project: Path, n_steps: int, work: Path):
+    """Our setup for `n_steps`, the bare loop in lockstep; returns (our step times, bare step times)."""
     p = params.train.model_copy(
         update={"max_steps": n_steps, "eval_steps": max(params.train.eval_steps, n_steps + 1)}
     )
@@ -92,54 +155,18 @@ def run_ours(folder: Path, params, seed: int, project: Path, n_steps: int, work:
     )
     datasets, losses, prompts, _ = build_inputs(tasks, model, p, seed)
     evaluator = trainer_mod.dev_evaluator(project / "data/prepared", model, p.batch_size)
-    timer, batches = _StepTimer(), []
-    original = trainer_mod.SentenceTransformerTrainer
-    trainer_mod.SentenceTransformerTrainer = _timed_trainer(timer, batches)
+    batches: list = []
+    timer = _LockstepTimer(batches, Bare(folder, p, seed, tasks, prompts, sorted(datasets)))
+    original = getattr(trainer_mod, _TRAINER_CLASS)
+    setattr(trainer_mod, _TRAINER_CLASS, _timed_trainer(timer, batches))
     try:
+        set_seed(seed)
         trainer_mod.train(model, datasets, losses, prompts, evaluator, p, seed, work / "ckpt", work / "live")
     finally:
-        trainer_mod.SentenceTransformerTrainer = original
-    steps = [b - a for a, b in zip(timer.ends, timer.ends[1:], strict=False)]
-    return steps, batches, tasks, prompts, p
-
-
-def run_bare(folder: Path, p, seed: int, tasks, prompts: dict, batches: list) -> list[float]:
-    set_seed(seed)
-    model = load_model(str(folder), max_seq_length=p.max_seq_length)
-    trainer_mod.freeze(model, p.freeze_embeddings, p.freeze_layers)
-    by_name = {t.name: t for t in tasks}
-    loss_fns = {name: make_loss(by_name[name], model) for name in {b[0]["dataset_name"] for b in batches}}
-    heads = [
-        q
-        for loss in loss_fns.values()
-        if isinstance(loss, ClassificationHeadLoss)
-        for q in loss.head.parameters()
-    ]
-    head_ids = {id(q) for q in heads}
-    body = [q for q in model.parameters() if q.requires_grad and id(q) not in head_ids]
-    groups = [{"params": body, "lr": p.lr}]
-    if heads:
-        groups.append({"params": heads, "lr": p.head_lr})
-    optimizer = torch.optim.AdamW(groups, weight_decay=p.weight_decay)
-    model.train()
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        name = batch[0]["dataset_name"]
-        columns = [c for c in batch[0] if c != "dataset_name"]
-        label_col = next((c for c in columns if c in _LABEL_COLUMNS), None)
-        features = [
-            model.tokenize([prompts[name].get(c, "") + row[c] for row in batch])
-            for c in columns
-            if c != label_col
-        ]
-        labels = torch.tensor([row[label_col] for row in batch]) if label_col else None
-        loss = loss_fns[name](features, labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        times.append(time.perf_counter() - start)
-    return times
+        setattr(trainer_mod, _TRAINER_CLASS, original)
+    if not timer.ours:
+        raise RuntimeError(f"the timing hooks did not run: is {_TRAINER_CLASS} still what train() uses?")
+    return timer.ours, timer.bare_times, p
 
 
 def main() -> None:
@@ -160,6 +187,7 @@ def main() -> None:
         default=None,
         help="override train.freeze_layers (default: params.yaml, capped at layers - 2)",
     )
+    ap.add_argument("--time-eval", action="store_true", help="also time one dev evaluation")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
     if args.threads:
@@ -184,12 +212,12 @@ def main() -> None:
         )
         ours_t, bare_t, eval_s = [], [], None
         for r in range(args.rounds):
-            steps, batches, tasks, prompts, p = run_ours(
+            ours, bare, p = run_round(
                 folder, params, seed, project, args.warmup + args.steps, work / f"round{r}"
             )
-            ours_t += steps[args.warmup :]
-            bare_t += run_bare(folder, p, seed, tasks, prompts, batches)[args.warmup :]
-            if eval_s is None:
+            ours_t += ours[args.warmup :]
+            bare_t += bare[args.warmup :]
+            if args.time_eval and eval_s is None:
                 model = load_model(str(folder), max_seq_length=p.max_seq_length)
                 evaluator = trainer_mod.dev_evaluator(project / "data/prepared", model, p.batch_size)
                 start = time.perf_counter()
@@ -209,10 +237,12 @@ def main() -> None:
     print("|---|---|---|---|")
     for label, t in (("ours (mpembed.training.train)", ours_t), ("bare (manual loop)", bare_t)):
         print(f"| {label} | {statistics.median(t):.4f} | {statistics.mean(t):.4f} | {min(t):.4f} |")
-    print(f"ratio ours/bare (median): {ours / bare:.3f}")
-    print(
-        f"dev evaluation (not per step; once every train.eval_steps={params.train.eval_steps} steps): {eval_s:.2f} s"
-    )
+    paired = statistics.median(a / b for a, b in zip(ours_t, bare_t, strict=True))
+    print(f"ratio ours/bare (median step times): {ours / bare:.3f}; median per-step ratio: {paired:.3f}")
+    if eval_s is not None:
+        print(
+            f"dev evaluation (once every train.eval_steps={params.train.eval_steps} steps, not per step): {eval_s:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -124,3 +124,48 @@ def test_model_card_gets_the_benchmark_table_before_the_training_params(tmp_path
     assert f"| {two[0].name} | {two[0].main_metric} | 0.500 | 0.750 | 0.250 | +0.250 |" in text
     assert "| **mean** |  | **0.500** | **0.750** | **0.250** | +0.250 |" in text
     assert "beats base on 2 of 2 benchmarks" in text
+
+
+def _head_run(model_dir: Path, checkpoints: Path) -> dict:
+    """4 steps of one classification head (batch 4 over 8 texts), checkpoints every 2 steps."""
+    import transformers
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer.evaluation import (
+        InformationRetrievalEvaluator,
+        SequentialEvaluator,
+    )
+
+    from mpembed.embeddings import load_model
+    from mpembed.params import TrainParams
+    from mpembed.training.trainer import train
+
+    transformers.set_seed(0)
+    model = load_model(str(model_dir), max_seq_length=16)
+    texts = ["awful", "broken", "terrible", "bad", "great", "perfect", "lovely", "good"]
+    task = Task("polarity", "classification", [{"text": t, "label": i // 4} for i, t in enumerate(texts)],
+                "label", {"text": "query"}, ["neg", "pos"])
+    loss = make_loss(task, model)
+    evaluator = SequentialEvaluator([InformationRetrievalEvaluator(
+        {"q": "good"}, {"d1": "great", "d2": "awful"}, {"q": {"d1"}}, name="dev", write_csv=False)])
+    params = TrainParams(lr=1e-4, head_lr=0.1, max_steps=4, batch_size=4, eval_steps=2, warmup_ratio=0.0,
+                         freeze_layers=4, task_weights={"classification": 1.0})
+    result = train(model, {"polarity": Dataset.from_list(task.rows)}, {"polarity": loss}, {"polarity": {}},
+                   evaluator, params, 0, checkpoints)
+    return {"result": result, "head": loss.head.weight.detach().clone()}
+
+
+def test_a_resumed_run_restores_its_heads_from_the_checkpoint(tmp_path: Path):
+    import shutil
+
+    model_dir = tmp_path / "minilm"
+    build_base_model("all-minilm-l6-v2", model_dir)
+    whole = _head_run(model_dir, tmp_path / "a")
+    assert (tmp_path / "a/checkpoint-2/heads.pt").exists()
+    assert float(whole["head"].abs().sum()) > 0
+    # A run killed after its first checkpoint: only checkpoint-2 (and a half-written checkpoint-4).
+    shutil.copytree(tmp_path / "a/checkpoint-2", tmp_path / "b/checkpoint-2")
+    (tmp_path / "b/checkpoint-4").mkdir()
+    resumed = _head_run(model_dir, tmp_path / "b")
+    assert resumed["result"]["resumed_from"] == "checkpoint-2"
+    torch.testing.assert_close(resumed["head"], whole["head"], rtol=0, atol=0)
+    assert resumed["result"]["dev_history"] == whole["result"]["dev_history"]

@@ -31,6 +31,8 @@ from mpembed.params import TrainParams
 from mpembed.training import distributed
 from mpembed.training.heads import ClassificationHeadLoss
 
+HEADS_FILE = "heads.pt"  # classification heads inside each checkpoint folder
+
 # Dev retrieval benchmarks that pick the best checkpoint; classification dev sets would need a
 # classifier fit per evaluation, too slow to run every `eval_steps` on a CPU.
 DEV_BENCHMARKS = (
@@ -96,7 +98,10 @@ def run_key(params: TrainParams, seed: int, inputs_digest: str) -> str:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    """The newest complete checkpoint; `trainer_state.json` is written last, so a folder without it
+    is one a killed run left half-written."""
+    ckpts = sorted((p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+                   key=lambda p: int(p.name.split("-")[1]))
     return str(ckpts[-1]) if ckpts else None
 
 
@@ -139,6 +144,28 @@ class MultiTaskTrainer(SentenceTransformerTrainer):
         self._task_index = {name: i for i, name in enumerate(self.task_names)}
         self._task_sum: torch.Tensor | None = None
         self._task_count: torch.Tensor | None = None
+
+    # The classification heads live in the loss modules, not in the model the library checkpoints:
+    # without these two hooks a resumed run restarts its heads at zero, and loading the best
+    # checkpoint at the end would keep the heads of the last step.
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        super()._save(output_dir, state_dict)
+        heads = {name: loss.head.state_dict() for name, loss in self._heads().items()}
+        if heads:
+            torch.save(heads, os.path.join(output_dir or self.args.output_dir, HEADS_FILE))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, *args, **kwargs) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, *args, **kwargs)
+        saved = Path(resume_from_checkpoint) / HEADS_FILE
+        if saved.exists():
+            heads = self._heads()
+            for name, state in torch.load(saved, map_location="cpu", weights_only=True).items():
+                if name in heads:
+                    heads[name].head.load_state_dict(state)
+
+    def _heads(self) -> dict[str, ClassificationHeadLoss]:
+        losses = self.loss if isinstance(self.loss, dict) else {}
+        return {name: loss for name, loss in losses.items() if isinstance(loss, ClassificationHeadLoss)}
 
     def _task_accumulators(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._task_sum is None or self._task_count is None:
