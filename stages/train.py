@@ -20,7 +20,15 @@ from mpembed.training import distributed
 from mpembed.training.heads import save_heads
 from mpembed.training.model_card import folder_fingerprint, prepend, project_section
 from mpembed.training.tasks import build_inputs, collect_tasks
-from mpembed.training.trainer import dev_evaluator, freeze, per_device_batch, pick_device, run_key, train
+from mpembed.training.trainer import (
+    code_fingerprint,
+    dev_evaluator,
+    freeze,
+    per_device_batch,
+    pick_device,
+    run_key,
+    train,
+)
 
 PREPARED = Path("data/prepared")
 TRIPLETS = Path("data/candidates/triplet_candidates.csv")
@@ -52,6 +60,7 @@ def _train(params: Params) -> None:
     datasets, losses, prompts, counts = build_inputs(tasks, model, p, seed)
     evaluator = dev_evaluator(PREPARED, model, p.batch_size)
     digest = "|".join(f"{k}:{len(v)}" for k, v in sorted(datasets.items()))
+    digest += "|code:" + code_fingerprint()  # a checkpoint of other training code is not resumed
     if distributed.world_size() > 1:  # checkpoints hold per-rank RNG state: resume only at the same size
         digest += f"|world:{distributed.world_size()}"
     checkpoints = Path("models/.checkpoints") / run_key(p, seed, digest)

@@ -97,6 +97,16 @@ def run_key(params: TrainParams, seed: int, inputs_digest: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def code_fingerprint() -> str:
+    """Hash of the training code (this package's training modules and the stage script)."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[2]
+    for path in sorted([*Path(__file__).parent.glob("*.py"), root / "stages" / "train.py"]):
+        if path.exists():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def last_checkpoint(folder: Path) -> str | None:
     """The newest complete checkpoint; `trainer_state.json` is written last, so a folder without it
     is one a killed run left half-written."""
