@@ -79,6 +79,8 @@ class TrainParams(_Group):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     nproc: int = Field(1, ge=1)  # > 1: DDP under torchrun; batch_size is split over processes
+    head_init: Literal["zero", "probe"] = "probe"  # probe: heads start as a logistic regression (LP-FT)
+    keep_base: float = Field(0.0, ge=0, le=1)  # final weights = (1 - k) * trained + k * base (WiSE-FT)
 
     @field_validator("task_weights")
     @classmethod

@@ -17,6 +17,7 @@ from mpembed.embeddings import load_model
 from mpembed.io import atomic_dir, write_json
 from mpembed.params import Params, load_params
 from mpembed.training import distributed
+from mpembed.training.blend import blend_with_base, snapshot_trainable
 from mpembed.training.heads import save_heads
 from mpembed.training.model_card import folder_fingerprint, prepend, project_section
 from mpembed.training.tasks import build_inputs, collect_tasks
@@ -56,6 +57,7 @@ def _train(params: Params) -> None:
     device = distributed.local_device(pick_device(p))
     model = load_model("models/base", device=device, max_seq_length=p.max_seq_length)
     sizes = freeze(model, p.freeze_embeddings, p.freeze_layers)
+    base_weights = snapshot_trainable(model) if p.keep_base > 0 else {}
     tasks = collect_tasks(PREPARED, TRIPLETS, BRAND_PAIRS)
     datasets, losses, prompts, counts = build_inputs(tasks, model, p, seed)
     evaluator = dev_evaluator(PREPARED, model, p.batch_size)
@@ -71,6 +73,11 @@ def _train(params: Params) -> None:
         result = train(model, datasets, losses, prompts, evaluator, p, seed, checkpoints, live_dir)
     if not distributed.is_main():
         return
+    if p.keep_base > 0:
+        # The best checkpoint is chosen on the trained weights; the blend is scored once more so
+        # metrics/train.json shows what it cost (or gained) on dev.
+        blend_with_base(model, base_weights, p.keep_base)
+        result["dev_score_blended"] = float(evaluator(model)["sequential_score"])
     with atomic_dir("models/trained") as tmp:
         model.save(str(tmp))
         heads = save_heads(losses, tmp)

@@ -169,3 +169,52 @@ def test_a_resumed_run_restores_its_heads_from_the_checkpoint(tmp_path: Path):
     assert resumed["result"]["resumed_from"] == "checkpoint-2"
     torch.testing.assert_close(resumed["head"], whole["head"], rtol=0, atol=0)
     assert resumed["result"]["dev_history"] == whole["result"]["dev_history"]
+
+
+def test_blend_with_base_interpolates_trainable_weights_and_full_keep_restores_the_base(minilm):
+    from mpembed.training.blend import blend_with_base, snapshot_trainable
+
+    freeze(minilm, freeze_embeddings=True, n_layers=4)
+    before = minilm.encode(["красные женские кроссовки"], convert_to_numpy=True)
+    base = snapshot_trainable(minilm)
+    assert base and all(p.requires_grad for n, p in minilm.named_parameters() if n in base)
+    frozen = {n: p.detach().clone() for n, p in minilm.named_parameters() if n not in base}
+    name = next(iter(base))
+    with torch.no_grad():
+        for n, p in minilm.named_parameters():
+            if n in base:
+                p.add_(0.05)  # "training": every trainable tensor moves
+    assert not np.allclose(minilm.encode(["красные женские кроссовки"], convert_to_numpy=True), before, atol=1e-4)
+    trained = dict(minilm.named_parameters())[name].detach().clone()
+
+    assert blend_with_base(minilm, base, 0.25) == len(base)
+    assert torch.allclose(dict(minilm.named_parameters())[name], 0.75 * trained + 0.25 * base[name], atol=1e-6)
+    assert all(torch.equal(p, frozen[n]) for n, p in minilm.named_parameters() if n in frozen)
+
+    blend_with_base(minilm, base, 1.0)  # all the way back: the base model's embeddings again
+    assert np.allclose(minilm.encode(["красные женские кроссовки"], convert_to_numpy=True), before, atol=1e-5)
+    with pytest.raises(ValueError, match="keep_base"):
+        blend_with_base(minilm, base, 1.5)
+
+
+def test_probe_init_starts_a_head_as_the_fitted_logistic_regression(minilm):
+    good = ["great product, love it", "excellent quality, very happy", "works perfectly, recommend",
+            "fantastic, exactly as described", "superb value, would buy again", "really nice and comfortable"]
+    bad = ["terrible, broke after a day", "awful quality, waste of money", "does not work at all",
+           "very disappointed, returned it", "cheap junk, fell apart", "horrible smell and wrong size"]
+    emb = minilm.encode(good + bad, convert_to_numpy=True, normalize_embeddings=True)
+    # labels 0 and 2 of three: the absent class keeps a zero row, the two-class probe maps to two rows
+    y = np.array([2] * len(good) + [0] * len(bad))
+    loss = ClassificationHeadLoss(minilm, ["bad", "unused", "good"])
+    acc = loss.init_from_probe(emb, y, seed=0)
+    with torch.no_grad():
+        logits = loss.head(torch.from_numpy(emb))
+    assert acc >= 0.9
+    assert np.mean(logits.argmax(dim=1).numpy() == y) == pytest.approx(acc)
+    assert torch.count_nonzero(loss.head.weight[1]) == 0
+    zero_head_loss = float(np.log(3))
+    assert float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))) < zero_head_loss
+
+    single = ClassificationHeadLoss(minilm, ["bad", "good"])
+    assert single.init_from_probe(emb[:3], np.zeros(3, dtype=int), seed=0) == 1.0  # one class: head stays zero
+    assert torch.count_nonzero(single.head.weight) == 0

@@ -181,15 +181,22 @@ def load_sim_goods(t: Tables, lim_q: int, lim_items: int, seed: int) -> Benchmar
     def build(split: str, limit: int) -> RetrievalSplit:
         ps = p[p["split"] == split]
         corpus = dict(zip(ps["qid"], ps["title"], strict=True))
+        # A product has something to retrieve when its leaf or its model holds another product.
+        # Queries are capped before relevance lists are built: a leaf holds ~n/leaves products, so
+        # lists for every product would grow as n² (gigabytes at 1M products).
+        has_rel = (ps.groupby("category")["qid"].transform("size") > 1) | (
+            ps.groupby("model_id")["qid"].transform("size") > 1
+        )
+        dropped["no_relevant"] += int((~has_rel).sum())
+        queries = ps[ps["qid"].isin(set(_cap(ps.loc[has_rel, "qid"].tolist(), limit, seed)))]
         by_leaf = ps.groupby("category")["qid"].apply(list).to_dict()
         by_model = ps.groupby("model_id")["qid"].apply(list).to_dict()
         rel = {}
-        for row in ps.itertuples():
+        for row in queries.itertuples():
             r = dict.fromkeys(by_leaf[row.category], 1) | dict.fromkeys(by_model[row.model_id], 2)
             r.pop(row.qid)
             rel[row.qid] = r
-        out, n = _retrieval(ps[["qid", "text"]], corpus, rel, limit, seed)
-        dropped["no_relevant"] += n
+        out, _ = _retrieval(queries[["qid", "text"]], corpus, rel, limit, seed)
         return out
 
     return BenchmarkData(train=[], dropped=dropped, **_eval_splits(build, lim_q, seed))

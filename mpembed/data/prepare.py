@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +11,7 @@ import pandas as pd
 from mpembed.benchmarks.data import BenchmarkData, ClassificationSplit, RetrievalSplit, save
 from mpembed.benchmarks.registry import BENCHMARKS
 from mpembed.data.schema import TABLES, check_refs, read_table
-from mpembed.data.splits import find_leaks, split_column
+from mpembed.data.splits import LeakIndex, find_leaks, split_column
 from mpembed.errors import DataError
 from mpembed.io import atomic_dir, write_csv
 from mpembed.params import Params
@@ -89,18 +89,17 @@ def assign_splits(tables: dict[str, pd.DataFrame], params: Params) -> dict[str, 
     return out
 
 
-def _train_texts(data: dict[str, BenchmarkData], tables: dict[str, pd.DataFrame]) -> list[str]:
+def _train_texts(data: dict[str, BenchmarkData], tables: dict[str, pd.DataFrame]) -> Iterator[str]:
     """Every text a model may see in training, including what the mining stages draw from."""
-    texts: list[str] = []
     for bench in data.values():
         for row in bench.train:
-            texts.extend(str(v) for k, v in row.items() if k in ("anchor", "positive", "negative", "text"))
+            yield from (str(v) for k, v in row.items() if k in ("anchor", "positive", "negative", "text"))
     p = tables["products"]
     tr = p[p["split"] == "train"]
-    texts += tr["title"].tolist() + tr["description"].tolist()
+    yield from tr["title"]
+    yield from tr["description"]
     b = tables["brands"]
-    texts += b[b["split"] == "train"]["spelling"].tolist()
-    return texts
+    yield from b[b["split"] == "train"]["spelling"]
 
 
 def eval_texts(split: RetrievalSplit | ClassificationSplit) -> dict[str, str]:
@@ -114,9 +113,9 @@ def eval_texts(split: RetrievalSplit | ClassificationSplit) -> dict[str, str]:
     return out
 
 
-def drop_leaks(data: dict[str, BenchmarkData], train_texts: Iterable[str]) -> dict[str, int]:
+def drop_leaks(data: dict[str, BenchmarkData], train_texts: LeakIndex | Iterable[str]) -> dict[str, int]:
     """Remove dev/test items (or queries whose relevant docs) that occur in training text; count them."""
-    seen = list(train_texts)
+    seen = train_texts if isinstance(train_texts, LeakIndex) else LeakIndex(train_texts)
     counts = {}
     for name, bench in data.items():
         n = 0

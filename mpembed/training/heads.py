@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 HEADS_DIR = "heads"
@@ -20,8 +22,9 @@ HEADS_DIR = "heads"
 class ClassificationHeadLoss(nn.Module):
     """Cross-entropy of a linear head on the sentence embedding.
 
-    The head starts at zero (uniform predictions, no gradient into the encoder at step 0) and gets
-    its own learning rate (`train.head_lr`), so it learns fast while the encoder moves slowly.
+    The head starts at zero (uniform predictions, no gradient into the encoder at step 0) or, with
+    `train.head_init: probe`, as a linear probe of the base model (`init_from_probe`); it gets its
+    own learning rate (`train.head_lr`), so it learns fast while the encoder moves slowly.
     """
 
     def __init__(self, model: SentenceTransformer, labels: list[str]):
@@ -32,6 +35,29 @@ class ClassificationHeadLoss(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.cross_entropy = nn.CrossEntropyLoss()
+
+    @torch.no_grad()
+    def init_from_probe(self, embeddings: np.ndarray, labels: np.ndarray, seed: int) -> float:
+        """Start the head as a logistic regression fitted on the base model's frozen embeddings.
+
+        LP-FT (Kumar et al., 2022): with a zero head the first updates push the encoder with
+        uninformative gradients; a head that already separates the classes changes the pretrained
+        features less, which keeps what the base model knew. Returns the probe's training accuracy.
+        """
+        if len(np.unique(labels)) < 2:  # nothing to separate (tiny data): the head stays at zero
+            return 1.0
+        probe = LogisticRegression(max_iter=300, random_state=seed).fit(embeddings, labels)
+        weight = np.zeros((len(self.labels), embeddings.shape[1]), dtype=np.float32)
+        bias = np.zeros(len(self.labels), dtype=np.float32)
+        classes = probe.classes_.astype(int)
+        if len(classes) == 2:  # sklearn keeps one row for two classes: logit(c1) - logit(c0)
+            weight[classes[1]], weight[classes[0]] = probe.coef_[0] / 2, -probe.coef_[0] / 2
+            bias[classes[1]], bias[classes[0]] = probe.intercept_[0] / 2, -probe.intercept_[0] / 2
+        else:
+            weight[classes], bias[classes] = probe.coef_, probe.intercept_
+        self.head.weight.copy_(torch.from_numpy(weight))
+        self.head.bias.copy_(torch.from_numpy(bias))
+        return float(probe.score(embeddings, labels))
 
     def forward(self, sentence_features, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self.model(sentence_features[0])["sentence_embedding"]

@@ -140,6 +140,24 @@ def make_loss(task: Task, model: SentenceTransformer):
     raise ValueError(kind)
 
 
+PROBE_MAX_TEXTS = 1000  # per head: enough for a linear probe, ~15 s of base-model encoding on 2 CPU cores
+
+
+def init_head(loss: ClassificationHeadLoss, task: Task, rows: list[dict], model: SentenceTransformer,
+              batch_size: int, seed: int) -> None:
+    """Fit the head's starting point on the base model's embeddings of the task's own training rows."""
+    seen: dict[str, int] = {}
+    for r in rows:  # rows are already shuffled: the first distinct texts are a seeded sample
+        if len(seen) >= PROBE_MAX_TEXTS:
+            break
+        seen.setdefault(r["text"], r["label"])
+    prompt = task.prompts.get("text")
+    emb = model.encode(list(seen), prompt_name=prompt if prompt in model.prompts else None,
+                       batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True)
+    acc = loss.init_from_probe(emb, np.array(list(seen.values())), seed)
+    print(f"head {task.name}: probe on {len(seen)} base-model embeddings, train accuracy {acc:.3f}")
+
+
 def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainParams, seed: int):
     """Datasets, losses and per-column prompt strings keyed by task name, sized by the task weights."""
     rng = np.random.default_rng(seed)
@@ -157,6 +175,8 @@ def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainPar
             rows = with_teacher_embeddings(rows, model, params.batch_size)
         datasets[t.name] = Dataset.from_list(rows)
         loss_fns[t.name] = make_loss(t, model)
+        if t.loss == "label" and params.head_init == "probe":
+            init_head(loss_fns[t.name], t, rows, model, params.batch_size, seed)
         prompts[t.name] = {col: model.prompts[p] for col, p in t.prompts.items() if p in model.prompts}
         counts[t.name] = len(rows)
     if not datasets:
