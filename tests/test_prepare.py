@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import small_params
-from mpembed.benchmarks.data import ClassificationSplit, RetrievalSplit, load_split, load_train
+from mpembed.benchmarks.data import BenchmarkData, ClassificationSplit, RetrievalSplit, load_split, load_train
 from mpembed.benchmarks.registry import BENCHMARKS
-from mpembed.data.prepare import eval_texts, run_prepare
+from mpembed.data.prepare import drop_leaks, eval_texts, run_prepare
 from mpembed.data.splits import assert_no_leakage, assign_groups, find_leaks, normalize_text
 from mpembed.errors import LeakageError
 from mpembed.guard import check_training_leakage
@@ -58,6 +58,22 @@ def test_prepare_builds_every_benchmark_without_leaks(sample_dir, tmp_path):
     (tmp_path / "candidates").mkdir()
     check_training_leakage(prepared, tmp_path / "candidates", BENCHMARKS)
     assert metrics["products"]["test"] > 0 and "dropped_leak_total" in metrics
+
+
+def test_leaked_document_leaves_corpus_and_judgments_queries_stay_if_anything_is_left():
+    def split() -> RetrievalSplit:
+        return RetrievalSplit(
+            queries={"q1": "похожие на кофемашину", "q2": "похожие на чайник", "q3": "кофемашина автоматическая"},
+            corpus={"d1": "Кофемашина автоматическая", "d2": "Кофемашина капсульная", "d3": "Чайник"},
+            relevant={"q1": {"d1": 1, "d2": 2}, "q2": {"d1": 1}, "q3": {"d2": 1}},
+        )
+
+    bench = BenchmarkData(train=[], dev=split(), test=split())
+    items, docs = drop_leaks({"demo": bench}, ["кофемашина, автоматическая"])
+    for s in (bench.dev, bench.test):
+        assert "d1" not in s.corpus and s.relevant == {"q1": {"d2": 2}}  # q3 leaked, q2 had only d1
+        assert list(s.queries) == ["q1"]
+    assert items == {"demo": 4} and docs == {"demo": 2}
 
 
 def test_leaked_test_text_is_dropped_and_counted(raw_copy, tmp_path):

@@ -30,6 +30,14 @@ class RetrievalSplit:
             self.queries.pop(q, None)
             self.relevant.pop(q, None)
 
+    def drop_docs(self, doc_ids: set[str]) -> None:
+        """Remove documents from the corpus and from every query's judgments."""
+        for d in doc_ids:
+            self.corpus.pop(d, None)
+        for rel in self.relevant.values():
+            for d in doc_ids & rel.keys():
+                del rel[d]
+
 
 @dataclass
 class ClassificationSplit:

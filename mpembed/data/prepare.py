@@ -113,31 +113,42 @@ def eval_texts(split: RetrievalSplit | ClassificationSplit) -> dict[str, str]:
     return out
 
 
-def drop_leaks(data: dict[str, BenchmarkData], train_texts: LeakIndex | Iterable[str]) -> dict[str, int]:
-    """Remove dev/test items (or queries whose relevant docs) that occur in training text; count them."""
+def drop_leaks(
+    data: dict[str, BenchmarkData], train_texts: LeakIndex | Iterable[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Remove dev/test texts that occur in training text; return (items or queries, documents) dropped.
+
+    A leaked query or classification item is dropped. A leaked relevant document is dropped from
+    the corpus and from every judgment, and only queries left with nothing relevant go with it:
+    dropping every query with one leaked document among hundreds of same-category products would
+    empty WBSimGoods-triplets at 1M products, where a few generic titles equal training queries.
+    """
     seen = train_texts if isinstance(train_texts, LeakIndex) else LeakIndex(train_texts)
-    counts = {}
+    items, docs = {}, {}
     for name, bench in data.items():
-        n = 0
+        n_items = n_docs = 0
         for split_name in ("dev", "test"):
             split = getattr(bench, split_name)
             leaked = find_leaks(eval_texts(split), seen)
             if isinstance(split, ClassificationSplit):
                 bad = set(leaked)
-                n += sum(r["id"] in bad for r in split.rows)
+                n_items += sum(r["id"] in bad for r in split.rows)
                 split.rows = [r for r in split.rows if r["id"] not in bad]
-            else:
-                bad = {k.split("->")[0] for k in leaked}
-                n += len(bad & set(split.queries))
-                split.drop_queries(bad)
-        counts[name] = n
-    return counts
+                continue
+            bad_docs = {k.split("->", 1)[1] for k in leaked if "->" in k}
+            n_docs += len(bad_docs & split.corpus.keys())
+            split.drop_docs(bad_docs)
+            bad = {k for k in leaked if "->" not in k} | {q for q, rel in split.relevant.items() if not rel}
+            n_items += len(bad & split.queries.keys())
+            split.drop_queries(bad)
+        items[name], docs[name] = n_items, n_docs
+    return items, docs
 
 
 def build_all(tables: dict[str, pd.DataFrame], params: Params) -> tuple[dict[str, BenchmarkData], dict]:
     pp, seed = params.prepare, params.base.seed
     data = {b.name: b.loader(tables, pp.max_eval_queries, pp.max_eval_items, seed) for b in BENCHMARKS}
-    leaks = drop_leaks(data, _train_texts(data, tables))
+    leaks, leaked_docs = drop_leaks(data, _train_texts(data, tables))
     metrics: dict = {}
     for name, bench in data.items():
         if len(bench.test) == 0:
@@ -149,7 +160,8 @@ def build_all(tables: dict[str, pd.DataFrame], params: Params) -> tuple[dict[str
                             f"splitting and dedup ({why or 'no rows in the test split'}); add data or raise "
                             "prepare.test_fraction", column=column)
         metrics[name] = {"train": len(bench.train), "dev": len(bench.dev), "test": len(bench.test),
-                         "dropped_leak": leaks[name], **{f"dropped_{k}": v for k, v in bench.dropped.items()},
+                         "dropped_leak": leaks[name], "dropped_leak_docs": leaked_docs[name],
+                         **{f"dropped_{k}": v for k, v in bench.dropped.items()},
                          **bench.counts}
     return data, metrics
 
