@@ -11,7 +11,9 @@ threads: on a shared machine the steadier figure); its peak RSS is the child's `
 `os.wait4`, so it is that stage alone. `--raw SIZE=DIR` links an already generated `data/raw`
 instead of running `sample` (the generator is the slowest part at 1M and its output for a seed
 and size never changes). The report gives the growth exponent log(t_big / t_small) / log(size
-ratio) between consecutive sizes: 1.0 is linear, n log n between 100k and 1M is about 1.1.
+ratio) between consecutive sizes: 1.0 is linear; the table also gives what n log n growth would give
+(1.079 between 100k and 1M). `--repeat N` runs each stage N times and reports the median times, which
+matters for stages of a few seconds, where one noisy run moves the exponent by 0.05.
 Never touches the checkout's data/, models/, metrics/ or dvc state.
 """
 
@@ -23,6 +25,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -117,6 +120,8 @@ def exponents(rows: list[dict[str, object]]) -> list[dict[str, object]]:
                         "wall-time exponent": round(math.log(b["seconds"] / a["seconds"]) / ratio, 2),
                         "CPU-time exponent": round(math.log(b["CPU s"] / a["CPU s"]) / ratio, 2),
                         "memory exponent": round(math.log(b["peak RSS MiB"] / a["peak RSS MiB"]) / ratio, 2),
+                        # what n log n would give between these sizes: 1 + log(log big / log small) / log ratio
+                        "n log n exponent": round(1 + math.log(math.log(big) / math.log(small)) / ratio, 3),
                     }
                 )
     return out
@@ -130,15 +135,17 @@ def write_report(path: Path, args: argparse.Namespace, rows: list[dict[str, obje
         + "".join(f" --raw {r}" for r in args.raw or [])
         + "".join(f" --prepared-products {r}" for r in args.prepared_products or [])
         + (f" --stages {args.stages}" if args.stages != ",".join(STAGES) else "")
+        + (f" --repeat {args.repeat}" if args.repeat > 1 else "")
         + f"` on {platform.machine()}, {os.cpu_count()} cores, load average {load[0]:.1f} at the end "
-        "(DVC training runs shared the cores: times are upper bounds). Method: see the script's docstring.",
+        "(other jobs on the machine inflate wall times; CPU time is the steadier figure). Method: see the "
+        "script's docstring.",
         markdown(rows) if rows else "(no stage finished)",
     ]
     exp = exponents(rows)
     if exp:
         parts += [
-            "Growth exponents, log(t_big / t_small) / log(size ratio) (1.0 = linear; n log n from "
-            "100k to 1M is about 1.1):",
+            "Growth exponents, log(t_big / t_small) / log(size ratio) (1.0 = linear; the last column is "
+            "what n log n growth would give):",
             markdown(exp),
         ]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +171,9 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/mpembed-scale")
     parser.add_argument("--out", default="reports/scale.md")
     parser.add_argument("--keep", action="store_true", help="keep the projects under --work")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run each stage this many times; the table gives median times"
+    )
     args = parser.parse_args()
     raws = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.raw or [])}
     prepared = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.prepared_products or [])}
@@ -174,13 +184,16 @@ def main() -> None:
         for stage in stages:
             if stage == "sample" and n in raws:
                 continue
-            seconds, cpu, peak, code = run_stage(project, stage, project / f"{stage}.log")
+            runs = [run_stage(project, stage, project / f"{stage}.log") for _ in range(max(1, args.repeat))]
+            seconds, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+            peak, code = max(r[2] for r in runs), max((r[3] for r in runs), key=abs)
             file, what = OUTPUTS[stage]
             rows.append(
                 {
                     "products": n,
                     "stage": stage,
                     "exit": code,
+                    "runs": len(runs),
                     "seconds": round(seconds, 1),
                     "CPU s": round(cpu, 1),
                     "peak RSS MiB": round(peak),
