@@ -255,13 +255,15 @@ def test_queued_experiments_differ_on_every_benchmark(repo: Path):
     low, high = exps["q-low"]["finetuned"], exps["q-high"]["finetuned"]
     assert {b.name for b in BENCHMARKS} <= set(low) & set(high)
     # Every benchmark's metric values differ between the two runs (compared as stored: 4 decimals).
-    # Not every main metric: on the tiny sample WBGoodsCategoriesClassification's accuracy stayed at
-    # 0.1 in both runs (near-constant predictions of the 8-per-label classifier) while its macro-F1
-    # differed (0.0096 vs 0.0073); the other 12 main metrics differed.
     same = [(b.name, low[b.name], high[b.name]) for b in BENCHMARKS if low[b.name] == high[b.name]]
     assert not same, same
-    main_differs = [b.name for b in BENCHMARKS if low[b.name][b.main_metric] != high[b.name][b.main_metric]]
-    assert len(main_differs) >= 12, main_differs
+    # Every ranking main metric (NDCG over a few hundred graded documents) moves with the model.
+    # Not every classification main metric: on the tiny sample a test split of a few dozen texts
+    # can keep its accuracy while its macro-F1 moves (WBGoodsCategoriesClassification stayed at
+    # accuracy 0.1 in both runs, F1 0.0096 vs 0.0073), which the check above still requires.
+    ranking_same = [b.name for b in BENCHMARKS
+                    if b.kind == "retrieval" and low[b.name][b.main_metric] == high[b.name][b.main_metric]]
+    assert not ranking_same, ranking_same
 
 
 def test_annotation_rejections_flow_through_repro(repo: Path):
