@@ -15,7 +15,7 @@ setup: .venv/.installed
 
 pipeline: setup
 	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc repro
-	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|^mean\.|^train\.|^finetuned\.'
+	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|^mean\.|^wins$$|^train\.(lr|max_steps|freeze_layers|max_seq_length)$$|^finetuned\.[^.]+\.(ndcg@10|accuracy)$$'
 
 test: setup
 	.venv/bin/ruff check .
