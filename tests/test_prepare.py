@@ -98,3 +98,27 @@ def test_same_seed_same_outputs(sample_dir, tmp_path):
 
 
 # Bad-input cases (schema errors, broken files, bad params) live in test_bad_input.py.
+
+
+def test_search_training_pairs_each_positive_with_a_negative_in_relevance_order():
+    from mpembed.benchmarks.loaders import _search_train
+
+    judged = pd.DataFrame(
+        [  # query_id, query, nm_id, relevance, title
+            (2, "кеды белые", 7, 1, "кеды серые"),
+            (1, "чайник", 5, 2, "чайник стальной"),
+            (1, "чайник", 3, 3, "чайник стеклянный"),
+            (1, "чайник", 4, 3, "чайник с подсветкой"),
+            (1, "чайник", 9, 0, "термос"),
+            (1, "чайник", 8, 1, "кофеварка"),
+            (2, "кеды белые", 6, 3, "кеды белые низкие"),
+            (3, "зонт", 1, 3, "зонт складной"),  # no negative: adds no row
+        ],
+        columns=["query_id", "query", "nm_id", "relevance", "title"],
+    )
+    assert _search_train(judged) == [
+        {"anchor": "чайник", "positive": "чайник стеклянный", "negative": "кофеварка"},
+        {"anchor": "чайник", "positive": "чайник с подсветкой", "negative": "термос"},
+        {"anchor": "чайник", "positive": "чайник стальной", "negative": "кофеварка"},
+        {"anchor": "кеды белые", "positive": "кеды белые низкие", "negative": "кеды серые"},
+    ]
