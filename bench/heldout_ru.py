@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 from sklearn.neighbors import NearestCentroid
+
+# run from a checkout without installing the package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mpembed.embeddings import Embedder, load_model
 
 # search query -> the product title it is looking for
 QUERY_TITLE = [
@@ -131,42 +136,37 @@ REVIEWS = [
 ]
 
 
-def _encode(model: SentenceTransformer, texts: list[str], prompt: str) -> np.ndarray:
-    name = prompt if prompt in model.prompts else None
-    return model.encode(texts, prompt_name=name, normalize_embeddings=True, convert_to_numpy=True)
-
-
-def retrieval(model: SentenceTransformer, pairs: list[tuple[str, str]], doc_prompt: str) -> dict[str, float]:
+def retrieval(embed: Embedder, pairs: list[tuple[str, str]], doc_prompt: str) -> dict[str, float]:
     """Top-1 accuracy and MRR of each query's own document among all documents of the set."""
-    q = _encode(model, [a for a, _ in pairs], "query")
-    d = _encode(model, [b for _, b in pairs], doc_prompt)
+    q = embed.encode([a for a, _ in pairs], "query")
+    d = embed.encode([b for _, b in pairs], doc_prompt)
     scores = q @ d.T
     own = np.diag(scores)
     ranks = 1 + (scores > own[:, None]).sum(axis=1)
     return {"top1": float(np.mean(ranks == 1)), "mrr": float(np.mean(1.0 / ranks))}
 
 
-def polarity(model: SentenceTransformer) -> dict[str, float]:
+def polarity(embed: Embedder) -> dict[str, float]:
     """Cross-validated accuracy of a nearest-centroid classifier on frozen embeddings.
 
     Nearest centroid, not the benchmarks' logistic regression: with 18 training texts a fold, a
     C=1 logistic regression on unit vectors barely moves off the class prior, and leave-one-out
     then always predicts the other class (the held-out text's class is the minority).
     """
-    x = _encode(model, [t for t, _ in REVIEWS], "query")
+    x = embed.encode([t for t, _ in REVIEWS], "query")
     y = np.array([label for _, label in REVIEWS])
     folds = RepeatedStratifiedKFold(n_splits=4, n_repeats=5, random_state=0)
     return {"accuracy": float(cross_val_score(NearestCentroid(), x, y, cv=folds).mean())}
 
 
 def score(path: str) -> dict[str, float]:
-    model = SentenceTransformer(path, device="cpu")
+    embed = Embedder(load_model(path), progress=False)
     out = {}
     for name, pairs, doc_prompt in (("query->title", QUERY_TITLE, "passage"),
                                     ("question->answer", QUESTION_ANSWER, "passage"),
                                     ("spelling->brand", BRAND_SPELLING, "query")):
-        out.update({f"{name} {k}": v for k, v in retrieval(model, pairs, doc_prompt).items()})
-    out.update({f"review polarity {k}": v for k, v in polarity(model).items()})
+        out.update({f"{name} {k}": v for k, v in retrieval(embed, pairs, doc_prompt).items()})
+    out.update({f"review polarity {k}": v for k, v in polarity(embed).items()})
     out["mean"] = float(np.mean(list(out.values())))
     return out
 
