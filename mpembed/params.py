@@ -101,8 +101,8 @@ class EvaluateParams(_Group):
     batch_size: int = Field(64, ge=1)
     max_seq_length: int = Field(128, ge=8, le=512)
     classifier_max_train: int = Field(800, ge=10)
-    classifier_runs: int = Field(5, ge=1)
-    classifier_samples_per_label: int = Field(32, ge=2)
+    classifier_runs: int = Field(10, ge=1)  # MTEB's n_experiments
+    classifier_samples_per_label: int = Field(8, ge=2)  # MTEB's samples_per_label
     classifier_max_iter: int = Field(300, ge=10)
     benchmarks: list[str] | None = None  # None = all registered benchmarks
     worst_misses: int = Field(3, ge=0)

@@ -49,6 +49,20 @@ def test_classification_separable_vs_noise():
     )
     assert bad.metrics["accuracy"] < 0.75
     assert len(good.predictions) == 60
+    assert good.all_train is None  # only on request
+
+
+def test_all_train_fit_uses_every_example():
+    # Labels follow a threshold on one noisy feature: two examples per label leave the boundary far
+    # off, every example pins it down, so the full fit must beat the few-shot mean.
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (400, 4))
+    y = np.where(x[:, 0] + 0.3 * x[:, 1] > 0.4, "pos", "neg").tolist()
+    res = score_classification(x[:300], y[:300], x[300:], y[300:], runs=5, samples_per_label=2,
+                               max_iter=500, seed=0, all_train=True)
+    assert res.all_train is not None
+    assert res.all_train["accuracy"] > 0.9
+    assert res.all_train["accuracy"] > res.metrics["accuracy"] + 0.05
 
 
 # --- Agreement with an independent implementation (ranx) -------------------------------------------

@@ -41,6 +41,7 @@ def summarize_classification(test: ClassificationSplit, res: ClassificationResul
     wrong = [i for i, (y, p) in enumerate(pairs) if y != p]
     return {
         "metrics": res.metrics,
+        **({"all_train": res.all_train} if res.all_train else {}),
         "confusion": [{"actual": y, "predicted": p} for y, p in pairs],
         "misses": [{"input": test.texts[i], "expected": test.labels[i], "got": res.predictions[i]}
                    for i in wrong[:worst]],
@@ -60,7 +61,7 @@ def _classification(bench: Benchmark, folder: Path, test: ClassificationSplit, e
     xte = embed.encode(test.texts, bench.query_prompt)
     res = score_classification(xtr, train.labels, xte, test.labels, runs=params.classifier_runs,
                                samples_per_label=params.classifier_samples_per_label,
-                               max_iter=params.classifier_max_iter, seed=seed)
+                               max_iter=params.classifier_max_iter, seed=seed, all_train=True)
     return summarize_classification(test, res, params.worst_misses)
 
 

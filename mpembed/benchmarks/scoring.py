@@ -63,6 +63,7 @@ def score_retrieval(split: RetrievalSplit, scores: np.ndarray) -> RetrievalResul
 class ClassificationResult:
     metrics: dict[str, float]
     predictions: list[str]  # of the first run, for confusion matrices and error analysis
+    all_train: dict[str, float] | None = None  # one fit on every training example (see score_classification)
 
 
 def _per_label_sample(labels: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
@@ -83,9 +84,13 @@ def score_classification(
     samples_per_label: int,
     max_iter: int,
     seed: int,
+    all_train: bool = False,
 ) -> ClassificationResult:
     """MTEB protocol: in each run resample `samples_per_label` training examples per label, fit a
     logistic regression on the frozen features, score the full test set; report the mean over runs.
+
+    `all_train` also fits one regression on every training example: the few-shot figure says how
+    well the features separate labels, this one what a supervised classifier reaches with all labels.
     """
     ytr, yte = np.asarray(train_y), np.asarray(test_y)
     accs, f1s, first = [], [], None
@@ -102,4 +107,9 @@ def score_classification(
         f1s.append(f1_score(yte, pred, average="macro", zero_division=0))
         if first is None:
             first = [str(p) for p in pred]
-    return ClassificationResult({"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s))}, first or [])
+    full = None
+    if all_train and len(np.unique(ytr)) >= 2:
+        pred = LogisticRegression(max_iter=max_iter, random_state=seed).fit(train_x, ytr).predict(test_x)
+        full = {"accuracy": float(accuracy_score(yte, pred)),
+                "f1": float(f1_score(yte, pred, average="macro", zero_division=0))}
+    return ClassificationResult({"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s))}, first or [], full)
