@@ -31,18 +31,25 @@ def normalize_text(text: str) -> str:
 def assign_groups(groups: Iterable[object], seed: int, dev_fraction: float, test_fraction: float) -> dict:
     """Map each distinct group to a split with a seeded shuffle (same seed, same assignment)."""
     unique = sorted({str(g) for g in groups})
-    order = np.random.default_rng(seed).permutation(len(unique))
-    n_test = max(1, round(len(unique) * test_fraction)) if len(unique) >= 3 else 0
-    n_dev = max(1, round(len(unique) * dev_fraction)) if len(unique) >= 3 else 0
-    out = {}
-    for rank, idx in enumerate(order):
-        out[unique[idx]] = "test" if rank < n_test else "dev" if rank < n_test + n_dev else "train"
+    return dict(zip(unique, _ranked_splits(len(unique), seed, dev_fraction, test_fraction), strict=True))
+
+
+def _ranked_splits(n: int, seed: int, dev_fraction: float, test_fraction: float) -> np.ndarray:
+    """Split of each of n sorted groups: a seeded permutation ranks them, the first ranks go to test."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(n * test_fraction)) if n >= 3 else 0
+    n_dev = max(1, round(n * dev_fraction)) if n >= 3 else 0
+    by_rank = np.array(["test"] * n_test + ["dev"] * n_dev + ["train"] * (n - n_test - n_dev), dtype=object)
+    out = np.empty(n, dtype=object)
+    out[order] = by_rank
     return out
 
 
 def split_column(keys: pd.Series, seed: int, dev_fraction: float, test_fraction: float) -> pd.Series:
-    mapping = assign_groups(keys, seed, dev_fraction, test_fraction)
-    return keys.astype(str).map(mapping)
+    """`assign_groups` for a column, vectorised: factorize with sort=True orders the distinct keys
+    as `sorted` does (code-point order), so both give the same assignment."""
+    codes, uniques = pd.factorize(keys.astype(str), sort=True)
+    return pd.Series(_ranked_splits(len(uniques), seed, dev_fraction, test_fraction)[codes], index=keys.index)
 
 
 class LeakIndex:
