@@ -213,6 +213,11 @@ def _column_at(line_prefix: str, names: list[str], delimiter: str) -> str | None
     return names[i] if i < len(names) else None
 
 
+def _delimiter(header: str) -> str:
+    """`;` for a Russian-locale Excel export (a header with `;` and no `,`), else `,`."""
+    return ";" if ";" in header and "," not in header else ","
+
+
 def _read_raw_csv(path: Path) -> pd.DataFrame:
     """Read a CSV as strings, naming file, row and column on undecodable bytes or a cut-off last line.
 
@@ -224,7 +229,7 @@ def _read_raw_csv(path: Path) -> pd.DataFrame:
     """
     data = path.read_bytes()
     head = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-    delimiter = ";" if ";" in head and "," not in head else ","
+    delimiter = _delimiter(head)
     names = next(csv.reader([head], delimiter=delimiter), [])
     if not data.strip() or data.count(b'"') % 2 or len(set(names)) != len(names) or "" in names:
         return _read_raw_csv_strict(path)
@@ -253,7 +258,7 @@ def _read_raw_csv_strict(path: Path) -> pd.DataFrame:
         start = data.rfind(b"\n", 0, err.start) + 1
         line = data[: err.start].count(b"\n") + 1
         header = data.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-        delim = ";" if ";" in header and "," not in header else ","
+        delim = _delimiter(header)
         names = next(csv.reader([header], delimiter=delim))
         column = _column_at(data[start : err.start].decode("utf-8", errors="replace"), names, delim)
         raise DataError(path, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at line {line}; re-save as UTF-8)",
@@ -261,7 +266,7 @@ def _read_raw_csv_strict(path: Path) -> pd.DataFrame:
     if not text.strip():
         raise DataError(path, "file is empty (no header)")
     header = text.split("\n", 1)[0]
-    delimiter = ";" if ";" in header and "," not in header else ","
+    delimiter = _delimiter(header)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[list[str]] = []
     try:
