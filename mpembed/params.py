@@ -57,6 +57,7 @@ class TripletsParams(_Group):
     k: int = Field(20, ge=2)
     annoy_n_trees: int = Field(20, ge=1)
     max_anchors: int | None = Field(None, ge=1)
+    neg_pool: int = Field(1000, ge=1)  # products per neighbouring leaf that negatives are searched among
     embedder: Literal["model", "char_ngrams"] = "model"
 
 
@@ -81,6 +82,8 @@ class TrainParams(_Group):
     nproc: int = Field(1, ge=1)  # > 1: DDP under torchrun; batch_size is split over processes
     head_init: Literal["zero", "probe"] = "probe"  # probe: heads start as a logistic regression (LP-FT)
     keep_base: float = Field(0.0, ge=0, le=1)  # final weights = (1 - k) * trained + k * base (WiSE-FT)
+    label_contrast: float = Field(0.0, ge=0)  # weight of the batch-all triplet term of each head's loss
+    label_margin: float = Field(0.1, gt=0, le=2)  # its cosine-distance margin
 
     @field_validator("task_weights")
     @classmethod

@@ -44,6 +44,7 @@ def main() -> None:
         annoy_n_trees=p.annoy_n_trees,
         seed=params.base.seed,
         max_anchors=p.max_anchors,
+        neg_pool=p.neg_pool,
     )
     title = dict(zip(train["nm_id"], train["title"], strict=True))
     for col in ("anchor", "positive", "negative"):

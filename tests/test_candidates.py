@@ -343,6 +343,34 @@ def test_triplets_several_per_anchor_are_distinct_and_deterministic() -> None:
     pd.testing.assert_frame_equal(sampled, mine_triplets(products, vectors, max_anchors=50, seed=1))
 
 
+def test_triplet_negatives_come_from_a_bounded_seeded_pool_per_leaf() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    leaf = rng.integers(0, 4, n)  # one parent, four leaves of ~100 products
+    products = pd.DataFrame(
+        {
+            "nm_id": np.arange(n),
+            "category": [f"leaf{x}" for x in leaf],
+            "parentname": "parent",
+            "model_id": np.arange(n).astype(object),
+            "title": "t",
+        }
+    )
+    vectors = l2_normalise(rng.standard_normal((n, 8)))
+    whole = mine_triplets(products, vectors)  # pools of 1000 hold every leaf: exhaustive search
+    assert whole.equals(mine_triplets(products, vectors, neg_pool=n))
+    pooled = mine_triplets(products, vectors, neg_pool=5, seed=7)
+    pd.testing.assert_frame_equal(pooled, mine_triplets(products, vectors, neg_pool=5, seed=7))
+    assert (pooled["positive_id"].to_numpy() == whole["positive_id"].to_numpy()).all()  # positives unchanged
+    # every negative is one of the 5 pooled products of its leaf, and is the hardest of the pools searched
+    negatives_per_leaf = pooled.assign(leaf=leaf[pooled["negative_id"]]).groupby("leaf")["negative_id"].nunique()
+    assert negatives_per_leaf.max() <= 5
+    assert (pooled["neg_sim"] <= whole["neg_sim"] + 1e-6).all()
+    assert (pooled["neg_sim"] < whole["neg_sim"] - 1e-6).any()
+    with pytest.raises(ValueError, match="neg_pool"):
+        mine_triplets(products, vectors, neg_pool=0)
+
+
 def test_triplets_reject_misaligned_input() -> None:
     products, vectors = _catalogue()
     with pytest.raises(ValueError, match="embeddings"):

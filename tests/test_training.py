@@ -218,3 +218,37 @@ def test_probe_init_starts_a_head_as_the_fitted_logistic_regression(minilm):
     single = ClassificationHeadLoss(minilm, ["bad", "good"])
     assert single.init_from_probe(emb[:3], np.zeros(3, dtype=int), seed=0) == 1.0  # one class: head stays zero
     assert torch.count_nonzero(single.head.weight) == 0
+
+
+def test_label_contrast_adds_a_term_that_pulls_same_label_texts_together(minilm):
+    import copy
+
+    minilm = copy.deepcopy(minilm)  # trained below; the module's other tests keep the original
+    texts = ["awful", "broken", "terrible", "great", "perfect", "lovely"]
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    features = [minilm.tokenize(texts)]
+    plain = ClassificationHeadLoss(minilm, ["neg", "pos"])
+    mixed = ClassificationHeadLoss(minilm, ["neg", "pos"], label_contrast=1.0, label_margin=1.0)
+    minilm.eval()  # no dropout: both losses see the same embeddings
+    ce = float(plain(features, labels).detach())
+    assert ce == pytest.approx(np.log(2), abs=1e-6)  # a zero head predicts uniformly
+    # with a margin of 1 every triplet is active, so the extra term is strictly positive
+    assert float(mixed(features, labels).detach()) > ce + 1e-3
+
+    def same_minus_other() -> float:
+        with torch.no_grad():
+            emb = torch.nn.functional.normalize(minilm(minilm.tokenize(texts))["sentence_embedding"], dim=1)
+        cos = emb @ emb.T
+        same = labels[:, None] == labels[None, :]
+        off = ~torch.eye(len(texts), dtype=torch.bool)
+        return float(cos[same & off].mean() - cos[~same].mean())
+
+    before = same_minus_other()
+    trainable = [p for p in minilm.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(trainable, lr=0.05)
+    head_only = ClassificationHeadLoss(minilm, ["neg", "pos"], label_contrast=1.0, label_margin=1.0)
+    for _ in range(5):
+        optimizer.zero_grad()
+        head_only.contrast.batch_all_triplet_loss(labels, minilm(minilm.tokenize(texts))["sentence_embedding"]).backward()
+        optimizer.step()
+    assert same_minus_other() > before + 0.01

@@ -15,7 +15,13 @@ index above. Positives come from the anchor's own leaf. Negatives come from the 
 other leaves of the parent whose centroids are closest to the anchor's leaf centroid (all other
 leaves when the parent has no more): the hardest negatives sit in neighbouring leaves, and one
 annoy index over the whole parent would return mostly same-leaf neighbours, so its lists would
-have to be very long to reach another leaf. Memory stays at the embeddings plus one parent's
+have to be very long to reach another leaf.
+
+Negatives are searched exactly in a seeded random pool of at most `neg_pool` products of each
+neighbouring leaf (the whole leaf when it is smaller). The hardest of ~10 x 1000 candidates is
+still a hard negative, and the work per anchor stays bounded as leaves grow: searching whole
+leaves costs the square of the leaf size, which made the stage grow faster than n log n between
+100k and 1M products (reports/scale.md). Memory stays at the embeddings plus one parent's
 searchers and a (chunk x leaf) score block; nothing is n x n.
 """
 
@@ -29,7 +35,6 @@ import pandas as pd
 from annoy import AnnoyIndex
 
 from mpembed.candidates.ann import (
-    angular_to_cos,
     annoy_neighbours,
     build_annoy,
     iter_chunks,
@@ -50,14 +55,22 @@ class _Config:
     seed: int
     exact_max: int
     neg_leaves: int
+    neg_pool: int
 
 
 class _LeafSearch:
     """k nearest products inside one leaf: exact for small leaves, annoy above exact_max."""
 
-    def __init__(self, rows: np.ndarray, vectors: np.ndarray, config: _Config):
+    def __init__(self, rows: np.ndarray, vectors: np.ndarray, config: _Config, rng: np.random.Generator):
         self.rows = rows  # global row ids, local id = position
         self.vectors = vectors
+        # local ids of the negative pool, in leaf order; the whole leaf when it fits
+        self.pool = (
+            np.arange(len(rows))
+            if len(rows) <= config.neg_pool
+            else np.sort(rng.choice(len(rows), size=config.neg_pool, replace=False))
+        )
+        self.pool_vectors = vectors[self.pool]
         # annoy's default budget is n_trees x (neighbours asked), i.e. only 20 nodes for one hardest
         # negative; give every query the budget of a k-neighbour search instead
         self.search_k = config.search_k if config.search_k > 0 else config.n_trees * config.k
@@ -76,17 +89,10 @@ class _LeafSearch:
         return self._global(ids, k), _pad(cos, k, np.nan)
 
     def query(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbours of outside vectors: global rows (-1 = none), cos."""
-        if self.index is None:
-            ids, cos = top_k_rows(queries @ self.vectors.T, k)
-            return self._global(ids, k), _pad(cos, k, np.nan)
-        ids = np.full((len(queries), k), -1, dtype=np.int64)
-        cos = np.full((len(queries), k), np.nan, dtype=np.float32)
-        for row, vector in enumerate(queries):
-            found, dist = self.index.get_nns_by_vector(vector, k, search_k=self.search_k, include_distances=True)
-            ids[row, : len(found)] = found
-            cos[row, : len(found)] = angular_to_cos(np.asarray(dist))
-        return self._global(ids, k), cos
+        """Nearest pool products of outside vectors, exactly: global rows (-1 = none), cos."""
+        ids, cos = top_k_rows(queries @ self.pool_vectors.T, k)
+        local = np.where(ids >= 0, self.pool[np.maximum(ids, 0)], -1)
+        return self._global(local, k), _pad(cos, k, np.nan)
 
     def _global(self, local_ids: np.ndarray, k: int) -> np.ndarray:
         local_ids = _pad(local_ids, k, -1)
@@ -105,23 +111,29 @@ def mine_triplets(
     temperature: float = 0.05,
     exact_max: int = 10_000,
     neg_leaves: int = 10,
+    neg_pool: int = 1000,
     search_k: int = -1,
 ) -> pd.DataFrame:
     """Triplets of `nm_id`s, row-aligned `products` / L2-normalised `embeddings`.
 
     Up to `n_per_anchor` triplets per anchor (the i-th one pairs the i-th positive with the i-th
     negative, cycling the shorter list); anchors without a positive or a negative yield none.
-    `max_anchors` samples that many anchors with `seed`. Columns `COLUMNS`, ordered by anchor row.
+    `max_anchors` samples that many anchors with `seed`; `neg_pool` bounds the products per
+    neighbouring leaf that negatives are searched among (pools drawn with `seed`). Columns
+    `COLUMNS`, ordered by anchor row.
     """
     _validate(products, embeddings, n_per_anchor, k, temperature)
     vectors = _unit_float32(embeddings)
-    config = _Config(n_per_anchor, k, annoy_n_trees, search_k, seed, exact_max, neg_leaves)
+    if neg_pool < 1:
+        raise ValueError("need neg_pool >= 1")
+    config = _Config(n_per_anchor, k, annoy_n_trees, search_k, seed, exact_max, neg_leaves, neg_pool)
+    rng = np.random.default_rng(seed)  # negative pools, drawn leaf by leaf in catalogue order
     is_anchor = _anchor_mask(len(products), max_anchors, seed)
     model = _model_codes(products["model_id"])
     parts = []
     for members in _leaves_by_parent(products):
         if len(members) > 1 and any(is_anchor[rows].any() and len(rows) > 1 for rows in members):
-            parts.extend(_mine_parent(members, vectors, is_anchor, model, config))
+            parts.extend(_mine_parent(members, vectors, is_anchor, model, config, rng))
     return _to_frame(products, parts, temperature)
 
 
@@ -185,10 +197,15 @@ def _neighbour_leaves(searchers: list[_LeafSearch], n: int) -> np.ndarray:
 
 
 def _mine_parent(
-    members: list[np.ndarray], vectors: np.ndarray, is_anchor: np.ndarray, model: np.ndarray, config: _Config
+    members: list[np.ndarray],
+    vectors: np.ndarray,
+    is_anchor: np.ndarray,
+    model: np.ndarray,
+    config: _Config,
+    rng: np.random.Generator,
 ) -> list[tuple[np.ndarray, ...]]:
     """Triplet columns (anchor, positive, negative rows, pos_sim, neg_sim) for one parent."""
-    searchers = [_LeafSearch(rows, vectors[rows], config) for rows in members]
+    searchers = [_LeafSearch(rows, vectors[rows], config, rng) for rows in members]
     nearest_leaves = _neighbour_leaves(searchers, config.neg_leaves)
     out = []
     for leaf, search in enumerate(searchers):

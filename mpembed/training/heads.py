@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import (
+    BatchAllTripletLoss,
+    BatchHardTripletLossDistanceFunction,
+)
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
@@ -20,14 +24,21 @@ HEADS_DIR = "heads"
 
 
 class ClassificationHeadLoss(nn.Module):
-    """Cross-entropy of a linear head on the sentence embedding.
+    """Cross-entropy of a linear head on the sentence embedding, plus an optional label-contrast term.
 
     The head starts at zero (uniform predictions, no gradient into the encoder at step 0) or, with
     `train.head_init: probe`, as a linear probe of the base model (`init_from_probe`); it gets its
     own learning rate (`train.head_lr`), so it learns fast while the encoder moves slowly.
+
+    A fast head can fit the labels with the embeddings barely moving, which helps the head but not a
+    classifier fitted later on the frozen embeddings from a few examples per label (the MTEB
+    protocol). `label_contrast` > 0 adds the library's batch-all triplet loss on the same batch
+    (cosine distance, `label_margin`): texts of one label are pulled together, texts of different
+    labels apart, so the embedding itself separates the classes. It needs no extra forward pass.
     """
 
-    def __init__(self, model: SentenceTransformer, labels: list[str]):
+    def __init__(self, model: SentenceTransformer, labels: list[str], label_contrast: float = 0.0,
+                 label_margin: float = 0.1):
         super().__init__()
         self.model = model
         self.labels = list(labels)
@@ -35,6 +46,10 @@ class ClassificationHeadLoss(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.cross_entropy = nn.CrossEntropyLoss()
+        self.label_contrast = label_contrast
+        self.contrast = BatchAllTripletLoss(
+            model, distance_metric=BatchHardTripletLossDistanceFunction.cosine_distance, margin=label_margin
+        )
 
     @torch.no_grad()
     def init_from_probe(self, embeddings: np.ndarray, labels: np.ndarray, seed: int) -> float:
@@ -61,7 +76,10 @@ class ClassificationHeadLoss(nn.Module):
 
     def forward(self, sentence_features, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self.model(sentence_features[0])["sentence_embedding"]
-        return self.cross_entropy(self.head(embeddings), labels.long())
+        loss = self.cross_entropy(self.head(embeddings), labels.long())
+        if self.label_contrast > 0:
+            loss = loss + self.label_contrast * self.contrast.batch_all_triplet_loss(labels, embeddings)
+        return loss
 
 
 def save_heads(losses: dict[str, nn.Module], folder: Path) -> list[str]:

@@ -125,7 +125,7 @@ def resample(rows: list[dict], n: int, rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def make_loss(task: Task, model: SentenceTransformer):
+def make_loss(task: Task, model: SentenceTransformer, params: TrainParams | None = None):
     kind = task.loss
     if kind == "ranking":
         return losses.MultipleNegativesRankingLoss(model)
@@ -134,7 +134,9 @@ def make_loss(task: Task, model: SentenceTransformer):
         # margin of 5 (the library default) could never be met.
         return losses.TripletLoss(model, distance_metric=losses.TripletDistanceMetric.COSINE, triplet_margin=0.2)
     if kind == "label":
-        return ClassificationHeadLoss(model, task.labels or [])
+        if params is None:
+            return ClassificationHeadLoss(model, task.labels or [])
+        return ClassificationHeadLoss(model, task.labels or [], params.label_contrast, params.label_margin)
     if kind == "distill":
         return losses.EmbedDistillLoss(model, distance_metric="cosine")
     raise ValueError(kind)
@@ -174,7 +176,7 @@ def build_inputs(tasks: list[Task], model: SentenceTransformer, params: TrainPar
         if t.loss == "distill":
             rows = with_teacher_embeddings(rows, model, params.batch_size)
         datasets[t.name] = Dataset.from_list(rows)
-        loss_fns[t.name] = make_loss(t, model)
+        loss_fns[t.name] = make_loss(t, model, params)
         if t.loss == "label" and params.head_init == "probe":
             init_head(loss_fns[t.name], t, rows, model, params.batch_size, seed)
         prompts[t.name] = {col: model.prompts[p] for col, p in t.prompts.items() if p in model.prompts}
