@@ -66,7 +66,7 @@ class ClassificationResult:
     all_train: dict[str, float] | None = None  # one fit on every training example (see score_classification)
 
 
-def _per_label_sample(labels: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
+def per_label_sample(labels: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
     idx = []
     for lab in np.unique(labels):
         where = np.flatnonzero(labels == lab)
@@ -96,7 +96,7 @@ def score_classification(
     accs, f1s, first = [], [], None
     for run in range(runs):
         rng = np.random.default_rng(seed + run)
-        idx = _per_label_sample(ytr, samples_per_label, rng)
+        idx = per_label_sample(ytr, samples_per_label, rng)
         if len(np.unique(ytr[idx])) < 2:
             pred = np.full(len(yte), ytr[idx][0] if len(idx) else "")
         else:

@@ -24,17 +24,18 @@ from sentence_transformers.sentence_transformer.training_args import (
 from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
-from mpembed.benchmarks.data import RetrievalSplit, load_split
+from mpembed.benchmarks.data import ClassificationSplit, RetrievalSplit, load_split, load_train
 from mpembed.benchmarks.registry import BENCHMARKS
 from mpembed.errors import ParamsError
 from mpembed.params import TrainParams
 from mpembed.training import distributed
+from mpembed.training.dev_classification import FewShotClassificationEvaluator
 from mpembed.training.heads import ClassificationHeadLoss
 
 HEADS_FILE = "heads.pt"  # classification heads inside each checkpoint folder
 
-# Dev retrieval benchmarks that pick the best checkpoint; classification dev sets would need a
-# classifier fit per evaluation, too slow to run every `eval_steps` on a CPU.
+# Dev retrieval benchmarks that, with every classification benchmark's few-shot dev score, pick the
+# best checkpoint (the other two retrieval benchmarks share these benchmarks' training data).
 DEV_BENCHMARKS = (
     "WBQAGoods-all",
     "WBQASupportFacts",
@@ -63,8 +64,10 @@ def freeze(model: SentenceTransformer, freeze_embeddings: bool, n_layers: int) -
     return {"trainable_params": trainable, "total_params": total}
 
 
-def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int) -> SequentialEvaluator:
-    evaluators = []
+def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int, seed: int = 0) -> SequentialEvaluator:
+    """Retrieval dev scores (the library's IR evaluator) and few-shot classification dev accuracy;
+    the main score, which picks the best checkpoint, is their unweighted mean."""
+    evaluators: list = []
     by_name = {b.name: b for b in BENCHMARKS}
     for name in DEV_BENCHMARKS:
         split = load_split(prepared / name, "dev")
@@ -88,6 +91,14 @@ def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int) -
                 corpus_prompt=model.prompts.get(bench.doc_prompt) or None,
             )
         )
+    for bench in BENCHMARKS:
+        if bench.kind != "classification":
+            continue
+        split = load_split(prepared / bench.name, "dev")
+        train_rows = load_train(prepared / bench.name)
+        if isinstance(split, ClassificationSplit) and split.rows and len({r["label"] for r in train_rows}) > 1:
+            evaluators.append(FewShotClassificationEvaluator(
+                bench.name, train_rows, split, model.prompts.get(bench.query_prompt) or None, batch_size, seed))
     return SequentialEvaluator(evaluators, main_score_function=lambda scores: float(np.mean(scores)))
 
 
