@@ -224,6 +224,7 @@ def test_label_contrast_adds_a_term_that_pulls_same_label_texts_together(minilm)
     import copy
 
     minilm = copy.deepcopy(minilm)  # trained below; the module's other tests keep the original
+    freeze(minilm, freeze_embeddings=True, n_layers=4)  # as in training: the top layers move
     texts = ["awful", "broken", "terrible", "great", "perfect", "lovely"]
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
     features = [minilm.tokenize(texts)]
