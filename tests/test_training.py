@@ -126,7 +126,7 @@ def test_model_card_gets_the_benchmark_table_before_the_training_params(tmp_path
     assert "beats base on 2 of 2 benchmarks" in text
 
 
-def _head_run(model_dir: Path, checkpoints: Path) -> dict:
+def _head_run(model_dir: Path, checkpoints: Path, live_dir: Path | None = None) -> dict:
     """4 steps of one classification head (batch 4 over 8 texts), checkpoints every 2 steps."""
     import transformers
     from datasets import Dataset
@@ -150,7 +150,7 @@ def _head_run(model_dir: Path, checkpoints: Path) -> dict:
     params = TrainParams(lr=1e-4, head_lr=0.1, max_steps=4, batch_size=4, eval_steps=2, warmup_ratio=0.0,
                          freeze_layers=4, task_weights={"classification": 1.0})
     result = train(model, {"polarity": Dataset.from_list(task.rows)}, {"polarity": loss}, {"polarity": {}},
-                   evaluator, params, 0, checkpoints)
+                   evaluator, params, 0, checkpoints, live_dir)
     return {"result": result, "head": loss.head.weight.detach().clone()}
 
 
@@ -159,16 +159,26 @@ def test_a_resumed_run_restores_its_heads_from_the_checkpoint(tmp_path: Path):
 
     model_dir = tmp_path / "minilm"
     build_base_model("all-minilm-l6-v2", model_dir)
-    whole = _head_run(model_dir, tmp_path / "a")
+    whole = _head_run(model_dir, tmp_path / "a", tmp_path / "live_a")
     assert (tmp_path / "a/checkpoint-2/heads.pt").exists()
     assert float(whole["head"].abs().sum()) > 0
     # A run killed after its first checkpoint: only checkpoint-2 (and a half-written checkpoint-4).
     shutil.copytree(tmp_path / "a/checkpoint-2", tmp_path / "b/checkpoint-2")
     (tmp_path / "b/checkpoint-4").mkdir()
-    resumed = _head_run(model_dir, tmp_path / "b")
+    resumed = _head_run(model_dir, tmp_path / "b", tmp_path / "live_b")
     assert resumed["result"]["resumed_from"] == "checkpoint-2"
     torch.testing.assert_close(resumed["head"], whole["head"], rtol=0, atol=0)
     assert resumed["result"]["dev_history"] == whole["result"]["dev_history"]
+    assert resumed["result"]["train_loss"] == whole["result"]["train_loss"]
+    # The dvclive curves of the resumed run are the uninterrupted run's, at the trainer's global steps.
+    curves = {}
+    for name in ("live_a", "live_b"):
+        folder = tmp_path / name / "plots/metrics"
+        curves[name] = {str(f.relative_to(folder)): f.read_text() for f in folder.rglob("*.tsv")
+                        if "runtime" not in f.name and "per_second" not in f.name}
+    assert curves["live_b"] == curves["live_a"]
+    assert [row.split("\t")[0] for row in curves["live_a"]["loss.tsv"].splitlines()] == ["step", "1", "2", "3", "4"]
+    assert "train/loss.tsv" in curves["live_a"]
 
 
 def test_blend_with_base_interpolates_trainable_weights_and_full_keep_restores_the_base(minilm):

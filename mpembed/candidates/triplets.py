@@ -71,8 +71,8 @@ class _LeafSearch:
             else np.sort(rng.choice(len(rows), size=config.neg_pool, replace=False))
         )
         self.pool_vectors = vectors[self.pool]
-        # annoy's default budget is n_trees x (neighbours asked), i.e. only 20 nodes for one hardest
-        # negative; give every query the budget of a k-neighbour search instead
+        # annoy's default budget is n_trees x (neighbours asked); pin it to a k-neighbour search
+        # (n_trees x k) so a query that asks for fewer neighbours is not searched more coarsely
         self.search_k = config.search_k if config.search_k > 0 else config.n_trees * config.k
         self.index: AnnoyIndex | None = None
         if len(rows) > config.exact_max:

@@ -21,7 +21,6 @@ from sentence_transformers.sentence_transformer.training_args import (
     MultiDatasetBatchSamplers,
     SentenceTransformerTrainingArguments,
 )
-from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
 from mpembed.benchmarks.data import ClassificationSplit, RetrievalSplit, load_split, load_train
@@ -31,6 +30,7 @@ from mpembed.params import TrainParams
 from mpembed.training import distributed
 from mpembed.training.dev_classification import FewShotClassificationEvaluator
 from mpembed.training.heads import ClassificationHeadLoss
+from mpembed.training.live import StepAlignedDVCLiveCallback, run_train_loss
 
 HEADS_FILE = "heads.pt"  # classification heads inside each checkpoint folder
 
@@ -286,7 +286,7 @@ def train(
     if live_dir is not None and distributed.is_main():
         # Our own Live: the default one would rewrite the repo's dvc.yaml from inside a stage.
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-        callbacks.append(DVCLiveCallback(live=live))
+        callbacks.append(StepAlignedDVCLiveCallback(live=live))
     trainer = MultiTaskTrainer(
         model=model,
         args=args,
@@ -302,7 +302,7 @@ def train(
     distributed.barrier()  # every rank has loaded the best checkpoint before rank 0 removes them
     history = [h for h in trainer.state.log_history if "eval_sequential_score" in h]
     return {
-        "train_loss": float(result.training_loss),
+        "train_loss": run_train_loss(trainer.state.log_history),
         "steps": int(result.global_step),
         "best_dev_score": float(trainer.state.best_metric) if trainer.state.best_metric is not None else None,
         "best_step": int(trainer.state.best_global_step or 0)
