@@ -41,6 +41,15 @@ class Embedder:
             return np.zeros((0, dim), dtype=np.float32)
         return np.stack([self._cache[(prompt_name, t)] for t in texts]).astype(np.float32)
 
+    def encode_rows(self, texts: list[str], rows: np.ndarray, prompt_name: str) -> np.ndarray:
+        """A `len(texts)` x dim array with the embeddings of `texts[rows]` and NaN elsewhere: a scorer
+        that reads only `rows` never pays for the rest, and one that reads more fails loudly."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        out = np.full((len(texts), _dimension(self.model)), np.nan, dtype=np.float32)
+        if len(rows):
+            out[rows] = self.encode([texts[i] for i in rows], prompt_name)
+        return out
+
 
 def _dimension(model: SentenceTransformer) -> int:
     """Embedding size (the method was renamed in sentence-transformers 6)."""

@@ -51,7 +51,7 @@ def markdown_report(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchm
             lines.append(row(b.name, m, {n: models[n][b.name]["metrics"][m] for n in names}))
     means = {n: sum(models[n][b.name]["metrics"][b.main_metric] for b in benchmarks) / len(benchmarks) for n in names}
     lines.append(row("**mean (main metric)**", "", means, bold=True))
-    lines += _all_train_section(models, benchmarks)
+    lines += _full_fit_section(models, benchmarks)
     if new in models:
         lines += ["", f"## Error analysis: worst misses of `{new}`", ""]
         for b in benchmarks:
@@ -66,21 +66,22 @@ def markdown_report(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchm
     return "\n".join(lines) + "\n"
 
 
-def _all_train_section(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...]) -> list[str]:
-    """Classification with one regression on every training example, next to the few-shot table:
-    lexical features catch up when labels are plentiful, and a reader should see by how much."""
-    names = [n for n in models if all("all_train" in models[n][b.name] for b in benchmarks
+def _full_fit_section(models: dict[str, dict[str, dict]], benchmarks: tuple[Benchmark, ...]) -> list[str]:
+    """Classification with one regression on every example the few-shot runs drew, next to the few-shot
+    table: lexical features catch up when labels are plentiful, and a reader should see by how much."""
+    names = [n for n in models if all("full_fit" in models[n][b.name] for b in benchmarks
                                       if b.kind == "classification")]
     cls = [b for b in benchmarks if b.kind == "classification"]
     if not cls or not names:
         return []
-    lines = ["", "## Classification with every training example", "",
-             "One logistic regression on all training items (up to `evaluate.classifier_max_train`), "
+    lines = ["", "## Classification with more training examples", "",
+             "One logistic regression on every training item any of the few-shot runs drew (up to "
+             "`evaluate.classifier_runs` x `evaluate.classifier_samples_per_label` per label), "
              "not part of the main metric.", "",
              "| benchmark | metric | " + " | ".join(names) + " | best |", "|---|---|" + "---|" * len(names) + "---|"]
     for b in cls:
         for m in b.metrics:
-            vals = {n: models[n][b.name]["all_train"][m] for n in names}
+            vals = {n: models[n][b.name]["full_fit"][m] for n in names}
             lines.append(f"| {b.name} | {m} | " + " | ".join(_fmt(vals[n]) for n in names)
                          + f" | {max(vals, key=lambda n: vals[n])} |")
     return lines

@@ -34,7 +34,7 @@ def main() -> None:
     notes = [f"Base model: `{params.base_model.name}`. Classification: logistic regression on frozen embeddings, "
              f"{p.classifier_runs} seeded runs, each on {p.classifier_samples_per_label} training examples drawn per label "
              "(the MTEB protocol; its defaults are 10 runs of 8), mean reported. This few-shot figure measures how well "
-             "the embedding separates labels; \"Classification with every training example\" below fits on all of them.",
+             "the embedding separates labels; \"Classification with more training examples\" below fits on many more.",
              "`baseline` is lexical: BM25 (bm25s) for retrieval, TF-IDF word 1-2-grams + char 2-5-grams with the "
              "same logistic-regression protocol for classification."]
     write_report(Path("reports/benchmarks.md"), markdown_report(results, benchmarks, notes))

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest workers on a 2-core machine: one thread each (inherited by the
+    # dvc stages a test launches), or each worker's two OpenMP threads fight the other's for the cores.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 import shutil
 from pathlib import Path
 

@@ -1,8 +1,10 @@
+from collections import Counter
+
 import numpy as np
 import pytest
 
 from mpembed.benchmarks.data import RetrievalSplit
-from mpembed.benchmarks.scoring import score_classification, score_retrieval
+from mpembed.benchmarks.scoring import fewshot_draws, score_classification, score_retrieval
 
 
 def _split(relevant: dict[str, dict[str, int]], docs: list[str]) -> RetrievalSplit:
@@ -49,20 +51,47 @@ def test_classification_separable_vs_noise():
     )
     assert bad.metrics["accuracy"] < 0.75
     assert len(good.predictions) == 60
-    assert good.all_train is None  # only on request
+    assert good.full_fit is None  # only on request
 
 
-def test_all_train_fit_uses_every_example():
-    # Labels follow a threshold on one noisy feature: two examples per label leave the boundary far
-    # off, every example pins it down, so the full fit must beat the few-shot mean.
+def test_full_fit_uses_every_drawn_example():
+    # Labels follow a threshold on one noisy feature: three examples per label leave the boundary
+    # far off, the union of ten such draws pins it down, so the full fit must beat the few-shot mean.
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (400, 4))
     y = np.where(x[:, 0] + 0.3 * x[:, 1] > 0.4, "pos", "neg").tolist()
-    res = score_classification(x[:300], y[:300], x[300:], y[300:], runs=5, samples_per_label=2,
-                               max_iter=500, seed=0, all_train=True)
-    assert res.all_train is not None
-    assert res.all_train["accuracy"] > 0.9
-    assert res.all_train["accuracy"] > res.metrics["accuracy"] + 0.05
+    res = score_classification(x[:300], y[:300], x[300:], y[300:], runs=10, samples_per_label=3,
+                               max_iter=500, seed=0, full_fit=True)
+    assert res.full_fit is not None
+    assert res.full_fit["accuracy"] > 0.9
+    assert res.full_fit["accuracy"] > res.metrics["accuracy"] + 0.05
+
+
+def test_fewshot_draws_take_each_label_and_keep_all_of_a_rare_one():
+    y = ["a"] * 50 + ["b"] * 3
+    draws = fewshot_draws(y, runs=3, samples_per_label=8, seed=0)
+    assert len(draws) == 3
+    for idx in draws:
+        assert sorted(Counter(np.asarray(y)[idx]).items()) == [("a", 8), ("b", 3)]
+    assert not all(np.array_equal(draws[0], d) for d in draws[1:])  # each run draws anew
+
+
+def test_scoring_reads_only_the_drawn_rows():
+    # Rows outside the few-shot draws are NaN: the scores, the full fit's included, must equal those
+    # on the complete matrix (a scorer that read any other row would fail on the NaN).
+    rng = np.random.default_rng(2)
+    y = (["a"] * 40 + ["b"] * 40 + ["c"] * 40)
+    x = rng.normal(0, 1, (120, 6)) + np.repeat(np.eye(3, 6) * 2, 40, axis=0)
+    xte, yte = x[::3] + rng.normal(0, 0.1, (40, 6)), y[::3]
+    kw = dict(runs=4, samples_per_label=5, max_iter=300, seed=3)
+    needed = np.unique(np.concatenate(fewshot_draws(y, runs=4, samples_per_label=5, seed=3)))
+    assert len(needed) < len(y)
+    sparse_x = np.full_like(x, np.nan)
+    sparse_x[needed] = x[needed]
+    a = score_classification(x, y, xte, yte, full_fit=True, **kw)
+    b = score_classification(sparse_x, y, xte, yte, full_fit=True, **kw)
+    assert a.full_fit is not None
+    assert a.metrics == b.metrics and a.full_fit == b.full_fit and a.predictions == b.predictions
 
 
 # --- Agreement with an independent implementation (ranx) -------------------------------------------
@@ -202,3 +231,16 @@ def test_ndcg_agrees_with_ranx_on_real_prepared_splits(sample_dir, tmp_path):
             )
             assert ours[f"ndcg@{k}"] == pytest.approx(theirs, abs=1e-6), (bench.name, k)
     assert graded  # WBSearchQueryNmRelevance (0-3) and the QA/SimGoods 1-2 grades
+
+
+def test_encode_rows_embeds_only_the_asked_rows():
+    from mpembed.embeddings import Embedder, load_model
+    from mpembed.models.resolve import minilm_dir
+
+    texts = ["красная куртка", "синие джинсы", "кроссовки для бега", "синие джинсы"]
+    embed = Embedder(load_model(str(minilm_dir()), max_seq_length=32), batch_size=2, progress=False)
+    out = embed.encode_rows(texts, np.array([3, 0, 3]), "query")
+    assert out.shape == (4, 384)
+    assert np.isnan(out[[1, 2]]).all() and np.isfinite(out[[0, 3]]).all()
+    assert set(embed._cache) == {("query", "красная куртка"), ("query", "синие джинсы")}
+    np.testing.assert_allclose(out[[0, 3]], embed.encode([texts[0], texts[3]], "query"), atol=1e-6)

@@ -51,6 +51,6 @@ def evaluate_baseline(benchmarks: tuple[Benchmark, ...], prepared: Path, params:
             xtr, xte = tfidf_features(train.texts, split.texts)
             res = score_classification(xtr, train.labels, xte, split.labels, runs=params.classifier_runs,
                                        samples_per_label=params.classifier_samples_per_label,
-                                       max_iter=params.classifier_max_iter, seed=seed, all_train=True)
+                                       max_iter=params.classifier_max_iter, seed=seed, full_fit=True)
             out[bench.name] = summarize_classification(split, res, params.worst_misses)
     return out

@@ -13,6 +13,7 @@ from mpembed.benchmarks.registry import Benchmark
 from mpembed.benchmarks.scoring import (
     ClassificationResult,
     RetrievalResult,
+    fewshot_draws,
     score_classification,
     score_retrieval,
 )
@@ -41,7 +42,7 @@ def summarize_classification(test: ClassificationSplit, res: ClassificationResul
     wrong = [i for i, (y, p) in enumerate(pairs) if y != p]
     return {
         "metrics": res.metrics,
-        **({"all_train": res.all_train} if res.all_train else {}),
+        **({"full_fit": res.full_fit} if res.full_fit else {}),
         "confusion": [{"actual": y, "predicted": p} for y, p in pairs],
         "misses": [{"input": test.texts[i], "expected": test.labels[i], "got": res.predictions[i]}
                    for i in wrong[:worst]],
@@ -57,11 +58,14 @@ def _retrieval(bench: Benchmark, split: RetrievalSplit, embed: Embedder, worst: 
 def _classification(bench: Benchmark, folder: Path, test: ClassificationSplit, embed: Embedder,
                     params: EvaluateParams, seed: int, train_limit: int) -> dict:
     train = classification_train(folder, train_limit, seed)
-    xtr = embed.encode(train.texts, bench.query_prompt)
+    draws = fewshot_draws(train.labels, runs=params.classifier_runs,
+                          samples_per_label=params.classifier_samples_per_label, seed=seed)
+    # Only the rows the regressions read are embedded: about a third of the training pool.
+    xtr = embed.encode_rows(train.texts, np.concatenate(draws), bench.query_prompt)
     xte = embed.encode(test.texts, bench.query_prompt)
     res = score_classification(xtr, train.labels, xte, test.labels, runs=params.classifier_runs,
                                samples_per_label=params.classifier_samples_per_label,
-                               max_iter=params.classifier_max_iter, seed=seed, all_train=True)
+                               max_iter=params.classifier_max_iter, seed=seed, full_fit=True)
     return summarize_classification(test, res, params.worst_misses)
 
 

@@ -63,7 +63,7 @@ def score_retrieval(split: RetrievalSplit, scores: np.ndarray) -> RetrievalResul
 class ClassificationResult:
     metrics: dict[str, float]
     predictions: list[str]  # of the first run, for confusion matrices and error analysis
-    all_train: dict[str, float] | None = None  # one fit on every training example (see score_classification)
+    full_fit: dict[str, float] | None = None  # one fit on every drawn example (see score_classification)
 
 
 def per_label_sample(labels: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
@@ -71,7 +71,13 @@ def per_label_sample(labels: np.ndarray, per_label: int, rng: np.random.Generato
     for lab in np.unique(labels):
         where = np.flatnonzero(labels == lab)
         idx.extend(rng.choice(where, size=min(per_label, len(where)), replace=False).tolist())
-    return np.sort(np.array(idx))
+    return np.sort(np.array(idx, dtype=np.int64))
+
+
+def fewshot_draws(train_y: list[str], *, runs: int, samples_per_label: int, seed: int) -> list[np.ndarray]:
+    """The training rows of each run (run r draws with seed + r), so a caller can embed only those."""
+    ytr = np.asarray(train_y)
+    return [per_label_sample(ytr, samples_per_label, np.random.default_rng(seed + run)) for run in range(runs)]
 
 
 def score_classification(
@@ -84,19 +90,21 @@ def score_classification(
     samples_per_label: int,
     max_iter: int,
     seed: int,
-    all_train: bool = False,
+    full_fit: bool = False,
 ) -> ClassificationResult:
     """MTEB protocol: in each run resample `samples_per_label` training examples per label, fit a
     logistic regression on the frozen features, score the full test set; report the mean over runs.
 
-    `all_train` also fits one regression on every training example: the few-shot figure says how
-    well the features separate labels, this one what a supervised classifier reaches with all labels.
+    `full_fit` also fits one regression on every row any run drew (up to `runs * samples_per_label`
+    per label, ten times the few-shot data with MTEB's defaults): the few-shot figure says how well
+    the features separate labels, this one what a supervised classifier reaches with many more
+    labels, at no extra encoding. Only rows in `fewshot_draws(...)` are read, so `train_x` may leave
+    the others unset.
     """
     ytr, yte = np.asarray(train_y), np.asarray(test_y)
     accs, f1s, first = [], [], None
-    for run in range(runs):
-        rng = np.random.default_rng(seed + run)
-        idx = per_label_sample(ytr, samples_per_label, rng)
+    draws = fewshot_draws(train_y, runs=runs, samples_per_label=samples_per_label, seed=seed)
+    for run, idx in enumerate(draws):
         if len(np.unique(ytr[idx])) < 2:
             pred = np.full(len(yte), ytr[idx][0] if len(idx) else "")
         else:
@@ -108,8 +116,10 @@ def score_classification(
         if first is None:
             first = [str(p) for p in pred]
     full = None
-    if all_train and len(np.unique(ytr)) >= 2:
-        pred = LogisticRegression(max_iter=max_iter, random_state=seed).fit(train_x, ytr).predict(test_x)
+    rows = np.unique(np.concatenate(draws)) if draws else np.zeros(0, dtype=np.int64)
+    if full_fit and len(np.unique(ytr[rows])) >= 2:
+        clf = LogisticRegression(max_iter=max_iter, random_state=seed).fit(train_x[rows], ytr[rows])
+        pred = clf.predict(test_x)
         full = {"accuracy": float(accuracy_score(yte, pred)),
                 "f1": float(f1_score(yte, pred, average="macro", zero_division=0))}
     return ClassificationResult({"accuracy": float(np.mean(accs)), "f1": float(np.mean(f1s))}, first or [], full)
