@@ -17,9 +17,11 @@ pipeline: setup
 	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc repro
 	PATH="$(CURDIR)/.venv/bin:$$PATH" dvc exp show --no-pager --md --drop '.*' --keep 'Experiment|^mean\.|^wins$$|^train\.(lr|max_steps|freeze_layers|max_seq_length)$$|^finetuned\.[^.]+\.(ndcg@10|accuracy)$$'
 
+# Two pytest workers, one thread each (tests/conftest.py): the dvc end-to-end tests spend much of
+# their time starting processes and in I/O, which the other worker fills.
 test: setup
 	.venv/bin/ruff check .
-	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pytest -q --durations=10
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/pytest -q -n 2 --durations=15
 
 lint: setup
 	.venv/bin/ruff check .

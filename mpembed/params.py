@@ -77,6 +77,7 @@ class TrainParams(_Group):
     sampler: Literal["proportional", "round_robin"] = "proportional"
     task_weights: dict[str, float] = Field(default_factory=lambda: dict.fromkeys(TASKS, 1.0))
     eval_steps: int = Field(40, ge=1)
+    dev_max_items: int | None = Field(None, ge=1)  # per dev benchmark (queries or rows); None = the whole dev split
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     nproc: int = Field(1, ge=1)  # > 1: DDP under torchrun; batch_size is split over processes

@@ -60,7 +60,7 @@ def _train(params: Params) -> None:
     base_weights = snapshot_trainable(model) if p.keep_base > 0 else {}
     tasks = collect_tasks(PREPARED, TRIPLETS, BRAND_PAIRS)
     datasets, losses, prompts, counts = build_inputs(tasks, model, p, seed)
-    evaluator = dev_evaluator(PREPARED, model, p.batch_size, seed)
+    evaluator = dev_evaluator(PREPARED, model, p.batch_size, seed, p.dev_max_items)
     digest = "|".join(f"{k}:{len(v)}" for k, v in sorted(datasets.items()))
     digest += "|code:" + code_fingerprint()  # a checkpoint of other training code is not resumed
     if distributed.world_size() > 1:  # checkpoints hold per-rank RNG state: resume only at the same size

@@ -54,3 +54,32 @@ def test_the_pool_is_seeded():
     other = FewShotClassificationEvaluator("Toy", train, dev, None, batch_size=8, seed=2)
     assert one.train_texts == two.train_texts != other.train_texts
     assert sorted(set(one.train_labels)) == ["a", "b"] and one.train_labels.count("a") == POOL_PER_LABEL
+
+
+def test_dev_subset_caps_queries_and_keeps_their_judged_documents():
+    from mpembed.benchmarks.data import RetrievalSplit
+    from mpembed.training.trainer import dev_subset
+
+    queries = {f"q{i}": f"вопрос {i}" for i in range(50)}
+    corpus = {f"d{i}": f"документ {i}" for i in range(300)}
+    relevant = {f"q{i}": {f"d{i}": 2, f"d{i + 100}": 1} for i in range(50)}
+    split = RetrievalSplit(queries, corpus, relevant)
+    sub = dev_subset(split, 10, seed=3)
+    assert len(sub.queries) == 10 and set(sub.queries) <= set(queries)
+    assert len(sub.corpus) == 20  # 20 judged documents fill the 2x budget: no distractor needed
+    assert all(set(sub.relevant[q]) <= set(sub.corpus) for q in sub.queries)
+    wide = dev_subset(split, 30, seed=3)
+    assert len(wide.corpus) == 60 and len(set(wide.corpus) - {d for r in wide.relevant.values() for d in r}) == 0
+    small = dev_subset(RetrievalSplit(dict(list(queries.items())[:5]), corpus, relevant), 10, seed=3)
+    assert len(small.queries) == 5 and len(small.corpus) == 300  # under the cap: unchanged
+    assert dev_subset(split, 10, seed=3).queries == sub.queries  # seeded
+    assert dev_subset(split, None, seed=3) is split
+
+
+def test_dev_subset_caps_classification_rows():
+    from mpembed.training.trainer import dev_subset
+
+    _, dev = _data()
+    sub = dev_subset(dev, 25, seed=0)
+    assert len(sub.rows) == 25 and all(r in dev.rows for r in sub.rows)
+    assert dev_subset(dev, 100, seed=0) is dev

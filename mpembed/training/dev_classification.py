@@ -18,8 +18,8 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 from mpembed.benchmarks.data import ClassificationSplit
 from mpembed.benchmarks.scoring import per_label_sample, score_classification
 
-POOL_PER_LABEL = 16  # training texts per label encoded at each evaluation: two 8-shot draws' worth
-RUNS = 3
+POOL_PER_LABEL = 8  # training texts per label encoded at each evaluation: one 8-shot draw
+RUNS = 1  # one fit per evaluation: the dev score only has to rank checkpoints, and is paid every eval_steps
 SAMPLES_PER_LABEL = 8  # the MTEB default, as in `evaluate`
 
 

@@ -64,15 +64,43 @@ def freeze(model: SentenceTransformer, freeze_embeddings: bool, n_layers: int) -
     return {"trainable_params": trainable, "total_params": total}
 
 
-def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int, seed: int = 0) -> SequentialEvaluator:
-    """Retrieval dev scores (the library's IR evaluator) and few-shot classification dev accuracy;
-    the main score, which picks the best checkpoint, is their unweighted mean."""
+def dev_subset(split: RetrievalSplit | ClassificationSplit, max_items: int | None, seed: int):
+    """At most `max_items` queries (or labelled rows) of a dev split, drawn with `seed`.
+
+    A retrieval corpus keeps every document judged for the kept queries and is filled with other
+    documents up to twice the query count: fewer distractors than the test split, which is enough
+    to rank checkpoints, and each dev evaluation is paid every `train.eval_steps` steps.
+    """
+    rng = np.random.default_rng(seed)
+    if isinstance(split, ClassificationSplit):
+        if max_items is None or len(split.rows) <= max_items:
+            return split
+        return ClassificationSplit([split.rows[i] for i in sorted(rng.choice(len(split.rows), max_items, replace=False))])
+    qids = list(split.queries)
+    if max_items is None or len(qids) <= max_items:
+        return split
+    keep = [qids[i] for i in sorted(rng.choice(len(qids), max_items, replace=False))]
+    judged = {d for q in keep for d in split.relevant.get(q, {}) if d in split.corpus}
+    others = [d for d in split.corpus if d not in judged]
+    n_other = min(len(others), max(0, 2 * max_items - len(judged)))
+    chosen = judged | {others[i] for i in rng.choice(len(others), n_other, replace=False)}
+    return RetrievalSplit({q: split.queries[q] for q in keep},
+                          {d: text for d, text in split.corpus.items() if d in chosen},
+                          {q: dict(split.relevant.get(q, {})) for q in keep})
+
+
+def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int, seed: int = 0,
+                  max_items: int | None = None) -> SequentialEvaluator:
+    """Retrieval dev scores (the library's IR evaluator) and few-shot classification dev accuracy
+    on at most `max_items` dev items per benchmark (see `dev_subset`); the main score, which picks
+    the best checkpoint, is their unweighted mean."""
     evaluators: list = []
     by_name = {b.name: b for b in BENCHMARKS}
     for name in DEV_BENCHMARKS:
         split = load_split(prepared / name, "dev")
         if not isinstance(split, RetrievalSplit) or not split.queries:
             continue
+        split = dev_subset(split, max_items, seed)
         bench = by_name[name]
         evaluators.append(
             InformationRetrievalEvaluator(
@@ -97,6 +125,7 @@ def dev_evaluator(prepared: Path, model: SentenceTransformer, batch_size: int, s
         split = load_split(prepared / bench.name, "dev")
         train_rows = load_train(prepared / bench.name)
         if isinstance(split, ClassificationSplit) and split.rows and len({r["label"] for r in train_rows}) > 1:
+            split = dev_subset(split, max_items, seed)
             evaluators.append(FewShotClassificationEvaluator(
                 bench.name, train_rows, split, model.prompts.get(bench.query_prompt) or None, batch_size, seed))
     return SequentialEvaluator(evaluators, main_score_function=lambda scores: float(np.mean(scores)))
