@@ -154,7 +154,7 @@ def run_round(folder: Path, params, seed: int, project: Path, n_steps: int, work
         project / "data/candidates/brand_pairs.csv",
     )
     datasets, losses, prompts, _ = build_inputs(tasks, model, p, seed)
-    evaluator = trainer_mod.dev_evaluator(project / "data/prepared", model, p.batch_size)
+    evaluator = trainer_mod.dev_evaluator(project / "data/prepared", model, p.batch_size, max_items=p.dev_max_items)
     batches: list = []
     timer = _LockstepTimer(batches, Bare(folder, p, seed, tasks, prompts, sorted(datasets)))
     original = getattr(trainer_mod, _TRAINER_CLASS)
@@ -219,7 +219,7 @@ def main() -> None:
             bare_t += bare[args.warmup :]
             if args.time_eval and eval_s is None:
                 model = load_model(str(folder), max_seq_length=p.max_seq_length)
-                evaluator = trainer_mod.dev_evaluator(project / "data/prepared", model, p.batch_size)
+                evaluator = trainer_mod.dev_evaluator(project / "data/prepared", model, p.batch_size, max_items=p.dev_max_items)
                 start = time.perf_counter()
                 evaluator(model)
                 eval_s = time.perf_counter() - start
